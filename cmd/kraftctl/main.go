@@ -1,0 +1,32 @@
+// Command kraftctl is the operator's tool, with verbs named after Kafka's own tools:
+// `storage` (kafka-storage.sh) and `quorum` (kafka-metadata-quorum.sh).
+//
+// A verb that fails prints the reason (the server's message when there is one) and exits non-zero.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kraftgo/kraft/cmd/internal/config"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "kraftctl",
+		Short:         "Operate a metadata quorum",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(storageCommand(), quorumCommand())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "kraftctl:", err)
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}

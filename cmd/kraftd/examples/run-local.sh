@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Formats (once) and starts the example cluster of cluster.properties from the repository root, then
+# waits; Ctrl-C stops every node. Data lives in ./data; delete it to start a fresh cluster.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+conf=cmd/kraftd/examples/cluster.properties
+nodes=(1 2 3)
+mkdir -p data
+if [ ! -s data/cluster.id ]; then bin/kraftctl storage random-uuid > data/cluster.id; fi
+cluster_id=$(cat data/cluster.id)
+for id in "${nodes[@]}"; do
+  bin/kraftctl storage format --config "$conf" --node-id "$id" --cluster-id "$cluster_id" --ignore-formatted
+done
+
+pids=()
+stop() {
+  trap - INT TERM
+  echo
+  echo "Stopping the cluster..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+  echo "Stopped."
+  exit 0
+}
+trap stop INT TERM
+for id in "${nodes[@]}"; do
+  bin/kraftd --config "$conf" --node-id "$id" >"data/node-$id.log" 2>&1 &
+  pids+=($!)
+done
+
+echo "Waiting for the quorum to elect a leader..."
+for _ in $(seq 1 60); do
+  if bin/kraftctl quorum describe --status --bootstrap-controller 127.0.0.1:19091 --timeout 2s >/dev/null 2>&1; then break; fi
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "A node exited; see data/node-*.log" >&2; stop; fi
+  done
+  sleep 1
+done
+bin/kraftctl quorum describe --status --bootstrap-controller 127.0.0.1:19091 || true
+cat <<MSG
+
+Cluster $cluster_id is up: controllers at 127.0.0.1:19091, 127.0.0.1:19092, 127.0.0.1:19093.
+  bin/kraftctl quorum describe --status --bootstrap-controller 127.0.0.1:19091
+  bin/kraftctl quorum describe --replication --bootstrap-controller 127.0.0.1:19091
+Logs are in data/node-*.log. Press Ctrl-C to stop.
+MSG
+wait

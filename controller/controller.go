@@ -1,0 +1,258 @@
+// Package controller is the quorum controller: one event loop that turns requests into metadata records,
+// writes them to the replicated log when this node is the active controller, and replays what the log
+// commits into its image. Standby controllers replay too, so any of them can take over at once.
+//
+// Each Kafka API it serves lives in a file named after it; the pure decisions (image × request →
+// records, response) live in the *control files and in quorumState, which do no I/O.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kraftgo/kraft/api/kafkaserver"
+	"github.com/kraftgo/kraft/api/metadatapb"
+	"github.com/kraftgo/kraft/metadatalog"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/proto"
+)
+
+// Config wires a controller to its log.
+type Config struct {
+	NodeID    int32
+	ClusterID string
+	// Voters maps each voter to its controller address, for forwarding to the leader.
+	Voters    map[int32]string
+	Log       *metadatalog.Log
+	Bootstrap *metadatapb.RecordBatch
+	Logger    *slog.Logger
+	// OnFatal is called once if the controller meets state it cannot trust (an impossible record, a
+	// failed disk); the process must stop.
+	OnFatal func(error)
+}
+
+// Controller serves the controller port's Kafka APIs and owns the metadata state machine.
+type Controller struct {
+	cfg  Config
+	log  *slog.Logger
+	mlog *metadatalog.Log
+
+	// Owned by the event loop goroutine.
+	state    *quorumState
+	features featureControl
+
+	events chan func()
+	stopc  chan struct{}
+	donec  chan struct{}
+	once   sync.Once
+
+	// Published by the loop for handlers that only need to know who leads.
+	leader atomic.Uint64
+	epoch  atomic.Uint64
+	active atomic.Bool
+	image  atomic.Pointer[metadatalog.Image]
+
+	fwd forwarder
+}
+
+// New creates a controller; Start runs it.
+func New(cfg Config) *Controller {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Controller{
+		cfg: cfg, log: cfg.Logger, mlog: cfg.Log,
+		state:  newQuorumState(uint64(cfg.NodeID)),
+		events: make(chan func(), 1024),
+		stopc:  make(chan struct{}), donec: make(chan struct{}),
+		fwd: forwarder{clientID: fmt.Sprintf("%s%d", forwardedClientPrefix, cfg.NodeID), clients: map[string]*kgo.Client{}},
+	}
+	c.image.Store(c.state.committed)
+	return c
+}
+
+// Start runs the event loop.
+func (c *Controller) Start() { go c.run() }
+
+// Close stops the loop; parked requests fail with NOT_CONTROLLER.
+func (c *Controller) Close() {
+	c.once.Do(func() { close(c.stopc) })
+	<-c.donec
+	c.fwd.close()
+}
+
+// APIs lists what the controller port serves besides ApiVersions.
+func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
+	return map[int16]kafkaserver.VersionRange{
+		(&kmsg.DescribeQuorumRequest{}).Key(): {Min: 0, Max: 2},
+		(&kmsg.UpdateFeaturesRequest{}).Key(): {Min: 0, Max: 2},
+		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: 1},
+	}
+}
+
+// Handle implements kafkaserver.Handler.
+func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	switch r := req.(type) {
+	case *kmsg.DescribeQuorumRequest:
+		return c.handleDescribeQuorum(ctx, r)
+	case *kmsg.UpdateFeaturesRequest:
+		return c.handleUpdateFeatures(ctx, r)
+	case *kmsg.DescribeClusterRequest:
+		return c.handleDescribeCluster(ctx, r)
+	}
+	return nil, fmt.Errorf("the controller does not serve %s", kmsg.NameForKey(req.Key()))
+}
+
+// Image is the latest committed image (for tests and the status of this node).
+func (c *Controller) Image() *metadatalog.Image { return c.image.Load() }
+
+// Active reports whether this node is the active controller.
+func (c *Controller) Active() bool { return c.active.Load() }
+
+func (c *Controller) run() {
+	defer close(c.donec)
+	defer func() {
+		c.state.resign()
+		c.active.Store(false)
+	}()
+	for {
+		select {
+		case <-c.stopc:
+			return
+		case <-c.mlog.Failed():
+			if err := c.mlog.Err(); err != nil {
+				c.fatal(err)
+			}
+			return
+		case <-c.mlog.Events():
+			for _, ev := range c.mlog.TakeEvents() {
+				if err := c.handleLogEvent(ev); err != nil {
+					c.fatal(err)
+					return
+				}
+			}
+		case fn := <-c.events:
+			fn()
+		}
+	}
+}
+
+func (c *Controller) fatal(err error) {
+	c.log.Error("controller stopping: its metadata cannot be trusted", "err", err)
+	if c.cfg.OnFatal != nil {
+		c.cfg.OnFatal(err)
+	}
+}
+
+func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
+	if ev.Leader != nil {
+		wasActive := c.state.active
+		c.state.leaderChanged(ev.Leader.Leader, ev.Leader.Epoch)
+		c.leader.Store(ev.Leader.Leader)
+		c.epoch.Store(ev.Leader.Epoch)
+		if wasActive && !c.state.active {
+			c.log.Info("resigned as active controller", "epoch", ev.Leader.Epoch, "new_leader", ev.Leader.Leader)
+		}
+	}
+	activated, err := c.state.applyCommitted(ev.Committed)
+	c.image.Store(c.state.committed)
+	if err != nil {
+		return err
+	}
+	c.active.Store(c.state.active)
+	if activated {
+		c.log.Info("became active controller", "epoch", c.state.epoch, "offset", c.state.committed.Offset)
+		if records := c.features.bootstrapRecords(c.state.speculative, c.cfg.Bootstrap); len(records) > 0 {
+			c.log.Info("writing bootstrap records to an empty metadata log", "records", len(records))
+			return c.write(records, func(bool) {})
+		}
+	}
+	return nil
+}
+
+// write appends records as one batch on behalf of the active controller and parks complete until the
+// batch commits (true) or leadership is lost (false). It runs on the event loop; only an error that
+// must stop the node is returned.
+func (c *Controller) write(records []*metadatapb.Record, complete func(committed bool)) error {
+	if !c.state.active {
+		complete(false)
+		return nil
+	}
+	batch := &metadatapb.RecordBatch{Records: records, AppendTimeMs: time.Now().UnixMilli()}
+	data, err := proto.Marshal(batch)
+	if err != nil {
+		return err
+	}
+	res, err := c.mlog.Append(context.Background(), data)
+	if err != nil {
+		if errors.Is(err, metadatalog.ErrNotLeader) {
+			complete(false)
+			return nil
+		}
+		return err
+	}
+	if res.Epoch != c.state.epoch {
+		// Leadership moved between the last event we saw and the append; that event is on its way.
+		complete(false)
+		return nil
+	}
+	if err := c.state.wrote(res.Offset, res.Epoch, batch, complete); err != nil {
+		return fmt.Errorf("the controller generated a batch it cannot apply: %w", err)
+	}
+	return nil
+}
+
+// submit runs fn on the event loop; false if the controller has stopped.
+func (c *Controller) submit(ctx context.Context, fn func()) bool {
+	select {
+	case c.events <- fn:
+		return true
+	case <-c.donec:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// writeOutcome is what a write request learns from the loop.
+type writeOutcome struct {
+	notController bool
+	err           error
+}
+
+// runWrite is the common path of every write API: generate runs on the loop against the speculative
+// image and returns the records (none for a pure validation or a refusal); the outcome arrives when they
+// commit or can no longer.
+func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image) []*metadatapb.Record) writeOutcome {
+	done := make(chan writeOutcome, 1)
+	ok := c.submit(ctx, func() {
+		if !c.state.active {
+			done <- writeOutcome{notController: true}
+			return
+		}
+		records := generate(c.state.speculative)
+		if len(records) == 0 {
+			done <- writeOutcome{}
+			return
+		}
+		if err := c.write(records, func(committed bool) { done <- writeOutcome{notController: !committed} }); err != nil {
+			done <- writeOutcome{err: err}
+			c.fatal(err)
+		}
+	})
+	if !ok {
+		return writeOutcome{notController: true}
+	}
+	select {
+	case o := <-done:
+		return o
+	case <-ctx.Done():
+		return writeOutcome{err: ctx.Err()}
+	}
+}

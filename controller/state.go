@@ -1,0 +1,106 @@
+package controller
+
+import (
+	"fmt"
+
+	"github.com/kraftgo/kraft/api/metadatapb"
+	"github.com/kraftgo/kraft/metadatalog"
+	"google.golang.org/protobuf/proto"
+)
+
+// parkedWrite is a response waiting for its batch to commit.
+type parkedWrite struct {
+	offset uint64
+	// complete is told whether the batch committed; on false the request failed with NOT_CONTROLLER.
+	complete func(committed bool)
+}
+
+// quorumState is the controller's pure core: the committed and speculative images, who leads, and the
+// writes waiting to commit. It performs no I/O; the event loop feeds it the log's events and acts on
+// what it returns, and unit tests drive it the same way.
+type quorumState struct {
+	nodeID uint64
+
+	// committed is the image at the high watermark; speculative adds this leader's uncommitted writes,
+	// so each new request sees the ones before it.
+	committed   *metadatalog.Image
+	speculative *metadatalog.Image
+
+	leader, epoch uint64
+	// active: this node leads epoch and has applied through the first entry of that epoch, so its image
+	// holds everything any earlier leader committed.
+	active bool
+	parked []parkedWrite
+}
+
+func newQuorumState(nodeID uint64) *quorumState {
+	img := metadatalog.EmptyImage()
+	return &quorumState{nodeID: nodeID, committed: img, speculative: img}
+}
+
+// leaderChanged records a new leader. If this node was active and no longer is, every parked write
+// fails and the speculative image falls back to the committed one: those writes may yet commit under
+// the next leader, but this node can no longer vouch for them.
+func (s *quorumState) leaderChanged(leader, epoch uint64) {
+	if s.active && (leader != s.nodeID || epoch != s.epoch) {
+		s.resign()
+	}
+	s.leader, s.epoch = leader, epoch
+}
+
+func (s *quorumState) resign() {
+	s.active = false
+	for _, p := range s.parked {
+		p.complete(false)
+	}
+	s.parked = nil
+	s.speculative = s.committed
+}
+
+// applyCommitted replays committed entries. It reports whether this node just became active; the
+// caller must then write the bootstrap records if the log has none. An entry that cannot be applied is
+// returned as an error and must stop the node.
+func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated bool, err error) {
+	for _, e := range entries {
+		var batch *metadatapb.RecordBatch
+		if len(e.Data) > 0 {
+			batch = &metadatapb.RecordBatch{}
+			if err := proto.Unmarshal(e.Data, batch); err != nil {
+				return activated, fmt.Errorf("%w: the batch at offset %d does not decode: %v", metadatalog.ErrCorruptLog, e.Offset, err)
+			}
+		}
+		next, err := s.committed.Apply(e.Offset, e.Epoch, batch)
+		if err != nil {
+			return activated, err
+		}
+		s.committed = next
+		if s.active {
+			// Our own writes commit in order, so the speculative image already holds this entry.
+			for len(s.parked) > 0 && s.parked[0].offset <= e.Offset {
+				s.parked[0].complete(true)
+				s.parked = s.parked[1:]
+			}
+			if len(s.parked) == 0 {
+				s.speculative = s.committed
+			}
+			continue
+		}
+		s.speculative = s.committed
+		if s.leader == s.nodeID && e.Epoch == s.epoch {
+			// The first entry of our own epoch has been applied, so everything before it has too.
+			s.active, activated = true, true
+		}
+	}
+	return activated, nil
+}
+
+// wrote records a batch this active controller has appended: the speculative image advances at once.
+func (s *quorumState) wrote(offset, epoch uint64, batch *metadatapb.RecordBatch, complete func(bool)) error {
+	next, err := s.speculative.Apply(offset, epoch, batch)
+	if err != nil {
+		return err
+	}
+	s.speculative = next
+	s.parked = append(s.parked, parkedWrite{offset: offset, complete: complete})
+	return nil
+}

@@ -1,0 +1,409 @@
+package metadatalog
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+
+	iradix "github.com/hashicorp/go-immutable-radix/v2"
+	"github.com/kraftgo/kraft/api/metadatapb"
+)
+
+// MetadataVersionFeature is the feature whose level gates what the log may contain.
+const MetadataVersionFeature = "metadata.version"
+
+// Broker is one registered broker as the image holds it.
+type Broker struct {
+	ID                   int32
+	Epoch                int64
+	IncarnationID        []byte
+	Endpoints            []*metadatapb.Endpoint
+	Features             []*metadatapb.FeatureRange
+	Rack                 string
+	Fenced               bool
+	InControlledShutdown bool
+}
+
+// Topic is one topic; its partitions live in Image.partitions under its id.
+type Topic struct {
+	ID         [16]byte
+	Name       string
+	Partitions int32
+}
+
+// Partition is one partition's assignment and leadership. It is kept small because a cluster holds a
+// million of them: plain int32 slices, no protobuf bookkeeping.
+type Partition struct {
+	Replicas, ISR, Removing, Adding []int32
+	Leader, LeaderEpoch, Epoch      int32
+}
+
+// Image is the metadata state after one offset. It never changes: Apply returns a new image that shares
+// everything it did not touch, so readers need no locks and a speculative image reverts by dropping it.
+type Image struct {
+	// Offset and Epoch of the last entry applied.
+	Offset uint64
+	Epoch  uint64
+
+	features     map[string]int16 // tiny; copied on write
+	brokers      *iradix.Tree[*Broker]
+	topicsByID   *iradix.Tree[*Topic]
+	topicsByName *iradix.Tree[[16]byte]
+	partitions   *iradix.Tree[*Partition] // key: topic id ‖ big-endian partition id
+	configs      *iradix.Tree[string]     // key: resource type ‖ resource name ‖ 0 ‖ config name
+}
+
+// EmptyImage is the state before the first offset.
+func EmptyImage() *Image {
+	return &Image{
+		features:     map[string]int16{},
+		brokers:      iradix.New[*Broker](),
+		topicsByID:   iradix.New[*Topic](),
+		topicsByName: iradix.New[[16]byte](),
+		partitions:   iradix.New[*Partition](),
+		configs:      iradix.New[string](),
+	}
+}
+
+func brokerKey(id int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(id)) }
+
+func partitionKey(topic []byte, p int32) []byte {
+	k := make([]byte, 0, 20)
+	k = append(k, topic...)
+	return binary.BigEndian.AppendUint32(k, uint32(p))
+}
+
+func configKey(t metadatapb.ConfigResourceType, resource, name string) []byte {
+	k := make([]byte, 0, 2+len(resource)+len(name))
+	k = append(k, byte(t))
+	k = append(k, resource...)
+	k = append(k, 0)
+	return append(k, name...)
+}
+
+// FeatureLevel returns a finalized feature's level (0 when not finalized).
+func (img *Image) FeatureLevel(name string) int16 { return img.features[name] }
+
+// MetadataVersion is the finalized metadata.version level, 0 before bootstrap.
+func (img *Image) MetadataVersion() int16 { return img.features[MetadataVersionFeature] }
+
+// Features returns a copy of the finalized features.
+func (img *Image) Features() map[string]int16 { return maps.Clone(img.features) }
+
+// Broker returns a registered broker.
+func (img *Image) Broker(id int32) (*Broker, bool) { return img.brokers.Get(brokerKey(id)) }
+
+// Brokers returns every registered broker, by id.
+func (img *Image) Brokers() []*Broker {
+	out := make([]*Broker, 0, img.brokers.Len())
+	img.brokers.Root().Walk(func(_ []byte, b *Broker) bool { out = append(out, b); return false })
+	return out
+}
+
+// TopicByName finds a topic by name.
+func (img *Image) TopicByName(name string) (*Topic, bool) {
+	id, ok := img.topicsByName.Get([]byte(name))
+	if !ok {
+		return nil, false
+	}
+	return img.topicsByID.Get(id[:])
+}
+
+// TopicByID finds a topic by id.
+func (img *Image) TopicByID(id [16]byte) (*Topic, bool) { return img.topicsByID.Get(id[:]) }
+
+// Topics returns every topic, ordered by name.
+func (img *Image) Topics() []*Topic {
+	out := make([]*Topic, 0, img.topicsByName.Len())
+	img.topicsByName.Root().Walk(func(_ []byte, id [16]byte) bool {
+		t, _ := img.topicsByID.Get(id[:])
+		out = append(out, t)
+		return false
+	})
+	return out
+}
+
+// Partition returns one partition of a topic.
+func (img *Image) Partition(topic [16]byte, p int32) (*Partition, bool) {
+	return img.partitions.Get(partitionKey(topic[:], p))
+}
+
+// PartitionCount is the number of partitions in the cluster.
+func (img *Image) PartitionCount() int { return img.partitions.Len() }
+
+// Config returns one config value of a resource.
+func (img *Image) Config(t metadatapb.ConfigResourceType, resource, name string) (string, bool) {
+	return img.configs.Get(configKey(t, resource, name))
+}
+
+// ApplyError is an impossible record: one the log's own history says cannot happen. A node that meets
+// one must stop rather than serve an image it cannot vouch for.
+type ApplyError struct {
+	Offset uint64
+	Index  int
+	Reason string
+}
+
+func (e *ApplyError) Error() string {
+	return fmt.Sprintf("impossible record %d of the batch at offset %d: %s", e.Index, e.Offset, e.Reason)
+}
+
+// Apply returns the image after batch, written at offset in epoch. It costs O(records × log n).
+func (img *Image) Apply(offset, epoch uint64, batch *metadatapb.RecordBatch) (*Image, error) {
+	d := newDelta(img)
+	if batch != nil {
+		for i, r := range batch.GetRecords() {
+			if reason := d.apply(r); reason != "" {
+				return nil, &ApplyError{Offset: offset, Index: i, Reason: reason}
+			}
+		}
+	}
+	return d.commit(offset, epoch), nil
+}
+
+// delta accumulates one batch's changes in transactions over the base image's trees.
+type delta struct {
+	base         *Image
+	features     map[string]int16
+	brokers      *iradix.Txn[*Broker]
+	topicsByID   *iradix.Txn[*Topic]
+	topicsByName *iradix.Txn[[16]byte]
+	partitions   *iradix.Txn[*Partition]
+	configs      *iradix.Txn[string]
+}
+
+func newDelta(base *Image) *delta {
+	return &delta{base: base, features: base.features}
+}
+
+// Transactions are opened lazily: most batches touch one or two trees, and an unused Txn still costs.
+func (d *delta) brokerTxn() *iradix.Txn[*Broker] {
+	if d.brokers == nil {
+		d.brokers = d.base.brokers.Txn()
+	}
+	return d.brokers
+}
+
+func (d *delta) topicTxns() (*iradix.Txn[*Topic], *iradix.Txn[[16]byte]) {
+	if d.topicsByID == nil {
+		d.topicsByID, d.topicsByName = d.base.topicsByID.Txn(), d.base.topicsByName.Txn()
+	}
+	return d.topicsByID, d.topicsByName
+}
+
+func (d *delta) partitionTxn() *iradix.Txn[*Partition] {
+	if d.partitions == nil {
+		d.partitions = d.base.partitions.Txn()
+	}
+	return d.partitions
+}
+
+func (d *delta) configTxn() *iradix.Txn[string] {
+	if d.configs == nil {
+		d.configs = d.base.configs.Txn()
+	}
+	return d.configs
+}
+
+func (d *delta) commit(offset, epoch uint64) *Image {
+	img := *d.base
+	img.Offset, img.Epoch, img.features = offset, epoch, d.features
+	if d.brokers != nil {
+		img.brokers = d.brokers.CommitOnly()
+	}
+	if d.topicsByID != nil {
+		img.topicsByID, img.topicsByName = d.topicsByID.CommitOnly(), d.topicsByName.CommitOnly()
+	}
+	if d.partitions != nil {
+		img.partitions = d.partitions.CommitOnly()
+	}
+	if d.configs != nil {
+		img.configs = d.configs.CommitOnly()
+	}
+	return &img
+}
+
+func topicID(b []byte) ([16]byte, bool) {
+	var id [16]byte
+	if len(b) != 16 {
+		return id, false
+	}
+	copy(id[:], b)
+	return id, true
+}
+
+func applyBool(cur bool, c metadatapb.BoolChange) bool {
+	switch c {
+	case metadatapb.BoolChange_BOOL_CHANGE_TRUE:
+		return true
+	case metadatapb.BoolChange_BOOL_CHANGE_FALSE:
+		return false
+	}
+	return cur
+}
+
+// apply folds one record into the delta and returns why it is impossible, or "".
+func (d *delta) apply(r *metadatapb.Record) string {
+	switch rec := r.GetRecord().(type) {
+	case *metadatapb.Record_FeatureLevel:
+		f := rec.FeatureLevel
+		next := maps.Clone(d.features)
+		if f.GetFeatureLevel() == 0 {
+			delete(next, f.GetName())
+		} else {
+			next[f.GetName()] = int16(f.GetFeatureLevel())
+		}
+		d.features = next
+	case *metadatapb.Record_RegisterBroker:
+		b := rec.RegisterBroker
+		d.brokerTxn().Insert(brokerKey(b.GetBrokerId()), &Broker{
+			ID: b.GetBrokerId(), Epoch: b.GetBrokerEpoch(), IncarnationID: b.GetIncarnationId(),
+			Endpoints: b.GetEndpoints(), Features: b.GetFeatures(), Rack: b.GetRack(),
+			Fenced: b.GetFenced(), InControlledShutdown: b.GetInControlledShutdown(),
+		})
+	case *metadatapb.Record_BrokerRegistrationChange:
+		c := rec.BrokerRegistrationChange
+		txn := d.brokerTxn()
+		cur, ok := txn.Get(brokerKey(c.GetBrokerId()))
+		if !ok {
+			return fmt.Sprintf("registration change for unregistered broker %d", c.GetBrokerId())
+		}
+		if cur.Epoch != c.GetBrokerEpoch() {
+			return fmt.Sprintf("registration change for broker %d epoch %d, but it is registered at epoch %d", c.GetBrokerId(), c.GetBrokerEpoch(), cur.Epoch)
+		}
+		next := *cur
+		next.Fenced = applyBool(cur.Fenced, c.GetFenced())
+		next.InControlledShutdown = applyBool(cur.InControlledShutdown, c.GetInControlledShutdown())
+		txn.Insert(brokerKey(c.GetBrokerId()), &next)
+	case *metadatapb.Record_UnregisterBroker:
+		u := rec.UnregisterBroker
+		txn := d.brokerTxn()
+		cur, ok := txn.Get(brokerKey(u.GetBrokerId()))
+		if !ok || cur.Epoch != u.GetBrokerEpoch() {
+			return fmt.Sprintf("unregister of broker %d epoch %d, which is not registered at that epoch", u.GetBrokerId(), u.GetBrokerEpoch())
+		}
+		txn.Delete(brokerKey(u.GetBrokerId()))
+	case *metadatapb.Record_Topic:
+		t := rec.Topic
+		id, ok := topicID(t.GetTopicId())
+		if !ok {
+			return fmt.Sprintf("topic %q has a %d-byte id, want 16", t.GetName(), len(t.GetTopicId()))
+		}
+		byID, byName := d.topicTxns()
+		if _, dup := byName.Get([]byte(t.GetName())); dup {
+			return fmt.Sprintf("topic %q created twice", t.GetName())
+		}
+		byID.Insert(id[:], &Topic{ID: id, Name: t.GetName()})
+		byName.Insert([]byte(t.GetName()), id)
+	case *metadatapb.Record_Partition:
+		p := rec.Partition
+		id, ok := topicID(p.GetTopicId())
+		byID, _ := d.topicTxns()
+		var topic *Topic
+		if ok {
+			topic, ok = byID.Get(id[:])
+		}
+		if !ok {
+			return fmt.Sprintf("partition %d of unknown topic %x", p.GetPartitionId(), p.GetTopicId())
+		}
+		if _, existed := d.partitionTxn().Insert(partitionKey(id[:], p.GetPartitionId()), &Partition{
+			Replicas: p.GetReplicas(), ISR: p.GetIsr(), Removing: p.GetRemovingReplicas(), Adding: p.GetAddingReplicas(),
+			Leader: p.GetLeader(), LeaderEpoch: p.GetLeaderEpoch(), Epoch: p.GetPartitionEpoch(),
+		}); !existed {
+			next := *topic
+			next.Partitions++
+			byID.Insert(id[:], &next)
+		}
+	case *metadatapb.Record_PartitionChange:
+		c := rec.PartitionChange
+		txn := d.partitionTxn()
+		key := partitionKey(c.GetTopicId(), c.GetPartitionId())
+		cur, ok := txn.Get(key)
+		if !ok {
+			return fmt.Sprintf("change to unknown partition %d of topic %x", c.GetPartitionId(), c.GetTopicId())
+		}
+		next := *cur
+		next.Epoch++
+		if c.Leader != nil && c.GetLeader() != cur.Leader {
+			next.Leader = c.GetLeader()
+			next.LeaderEpoch++
+		}
+		if c.Isr != nil {
+			next.ISR = c.GetIsr().GetValues()
+		}
+		if c.Replicas != nil {
+			next.Replicas = c.GetReplicas().GetValues()
+		}
+		if c.RemovingReplicas != nil {
+			next.Removing = c.GetRemovingReplicas().GetValues()
+		}
+		if c.AddingReplicas != nil {
+			next.Adding = c.GetAddingReplicas().GetValues()
+		}
+		txn.Insert(key, &next)
+	case *metadatapb.Record_RemoveTopic:
+		id, ok := topicID(rec.RemoveTopic.GetTopicId())
+		byID, byName := d.topicTxns()
+		var topic *Topic
+		if ok {
+			topic, ok = byID.Get(id[:])
+		}
+		if !ok {
+			return fmt.Sprintf("removal of unknown topic %x", rec.RemoveTopic.GetTopicId())
+		}
+		byID.Delete(id[:])
+		byName.Delete([]byte(topic.Name))
+		d.partitionTxn().DeletePrefix(id[:])
+		d.configTxn().DeletePrefix(configKey(metadatapb.ConfigResourceType_CONFIG_RESOURCE_TOPIC, topic.Name, ""))
+	case *metadatapb.Record_Config:
+		c := rec.Config
+		key := configKey(c.GetResourceType(), c.GetResourceName(), c.GetName())
+		if c.Value == nil {
+			d.configTxn().Delete(key)
+		} else {
+			d.configTxn().Insert(key, c.GetValue())
+		}
+	case *metadatapb.Record_NoOp:
+	default:
+		return fmt.Sprintf("unknown record type %T", r.GetRecord())
+	}
+	return ""
+}
+
+// Records renders the image as the records that rebuild it, in a fixed order: features, brokers,
+// topics each followed by its partitions, then configs. Two images are equal exactly when their
+// records are.
+func (img *Image) Records() []*metadatapb.Record {
+	var out []*metadatapb.Record
+	for _, name := range slices.Sorted(maps.Keys(img.features)) {
+		out = append(out, &metadatapb.Record{Record: &metadatapb.Record_FeatureLevel{FeatureLevel: &metadatapb.FeatureLevelRecord{Name: name, FeatureLevel: int32(img.features[name])}}})
+	}
+	for _, b := range img.Brokers() {
+		out = append(out, &metadatapb.Record{Record: &metadatapb.Record_RegisterBroker{RegisterBroker: &metadatapb.RegisterBrokerRecord{
+			BrokerId: b.ID, BrokerEpoch: b.Epoch, IncarnationId: b.IncarnationID, Endpoints: b.Endpoints,
+			Features: b.Features, Rack: b.Rack, Fenced: b.Fenced, InControlledShutdown: b.InControlledShutdown,
+		}}})
+	}
+	img.topicsByID.Root().Walk(func(k []byte, t *Topic) bool {
+		out = append(out, &metadatapb.Record{Record: &metadatapb.Record_Topic{Topic: &metadatapb.TopicRecord{Name: t.Name, TopicId: t.ID[:]}}})
+		img.partitions.Root().WalkPrefix(k, func(pk []byte, p *Partition) bool {
+			out = append(out, &metadatapb.Record{Record: &metadatapb.Record_Partition{Partition: &metadatapb.PartitionRecord{
+				TopicId: t.ID[:], PartitionId: int32(binary.BigEndian.Uint32(pk[16:])),
+				Replicas: p.Replicas, Isr: p.ISR, RemovingReplicas: p.Removing, AddingReplicas: p.Adding,
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.Epoch,
+			}}})
+			return false
+		})
+		return false
+	})
+	img.configs.Root().Walk(func(k []byte, v string) bool {
+		sep := slices.Index(k[1:], 0) + 1
+		val := v
+		out = append(out, &metadatapb.Record{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{
+			ResourceType: metadatapb.ConfigResourceType(k[0]), ResourceName: string(k[1:sep]), Name: string(k[sep+1:]), Value: &val,
+		}}})
+		return false
+	})
+	return out
+}

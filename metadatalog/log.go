@@ -1,0 +1,412 @@
+package metadatalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+)
+
+// LogConfig configures a controller's replica of the metadata log.
+type LogConfig struct {
+	NodeID    uint64
+	ClusterID string
+	// Voters maps every voter id to its controller address (controller.quorum.voters).
+	Voters map[uint64]string
+	// Dir is the formatted metadata directory; the WAL lives in its wal/ subdirectory.
+	Dir string
+	// ElectionTimeout is controller.quorum.election.timeout.ms; Raft ticks at a tenth of it, heartbeats
+	// every tick, and campaigns after a randomized 10–20 ticks without a leader.
+	ElectionTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// AppendResult is the fate of one Append: Done closes when the batch commits (Err nil) or can no longer
+// commit under the epoch it was written in (Err is ErrNotLeader).
+type AppendResult struct {
+	Offset uint64
+	Epoch  uint64
+	done   chan struct{}
+	err    error
+}
+
+// Done closes when the outcome is known.
+func (r *AppendResult) Done() <-chan struct{} { return r.done }
+
+// Err is the outcome once Done has closed.
+func (r *AppendResult) Err() error { return r.err }
+
+func (r *AppendResult) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// LeaderChange says who leads the quorum now.
+type LeaderChange struct {
+	Leader uint64 // 0 when unknown
+	Epoch  uint64
+}
+
+// Event is what the log tells its state machine, in log order: a leadership change, committed entries,
+// or both (the change happened first).
+type Event struct {
+	Leader    *LeaderChange
+	Committed []Entry
+	// HighWatermark is the commit offset known when the event was produced.
+	HighWatermark uint64
+}
+
+// VoterState is one voter's replication progress as the leader sees it (DescribeQuorum).
+type VoterState struct {
+	ID                      uint64
+	LogEndOffset            uint64
+	LastFetch, LastCaughtUp time.Time
+}
+
+// QuorumStatus is this node's view of the quorum. Voters is only filled on the leader.
+type QuorumStatus struct {
+	NodeID, Leader, Epoch uint64
+	HighWatermark         uint64
+	LastIndex             uint64
+	Voters                []VoterState
+}
+
+type appendRequest struct {
+	data  []byte
+	reply chan appendReply
+}
+
+type appendReply struct {
+	res *AppendResult
+	err error
+}
+
+// Log is a controller's replica of the metadata log: Raft over the WAL and the peer transport, driven by
+// one goroutine. Writers call Append; the state machine consumes Events.
+type Log struct {
+	cfg       LogConfig
+	log       *slog.Logger
+	replica   *Replica
+	disk      Disk
+	transport *Transport
+
+	propc    chan appendRequest
+	recvc    chan *raftpb.Message
+	unreachc chan uint64
+	statusc  chan chan QuorumStatus
+	stopc    chan struct{}
+	donec    chan struct{}
+	stopOnce sync.Once
+
+	events eventQueue
+
+	// Owned by the run goroutine.
+	pending      map[uint64]*AppendResult
+	lastFetch    map[uint64]time.Time
+	lastCaughtUp map[uint64]time.Time
+	commit       uint64
+
+	failMu sync.Mutex
+	failed error
+}
+
+// OpenLog replays the WAL of dir into Raft; call Start to join the quorum.
+func OpenLog(cfg LogConfig) (*Log, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ElectionTimeout <= 0 {
+		cfg.ElectionTimeout = time.Second
+	}
+	disk, storage, err := OpenWAL(WALDir(cfg.Dir))
+	if err != nil {
+		return nil, err
+	}
+	voters := make([]uint64, 0, len(cfg.Voters))
+	for id := range cfg.Voters {
+		voters = append(voters, id)
+	}
+	replica, err := NewReplica(ReplicaConfig{ID: cfg.NodeID, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1, Storage: storage, Disk: disk})
+	if err != nil {
+		disk.Close()
+		return nil, err
+	}
+	l := &Log{
+		cfg: cfg, log: cfg.Logger, replica: replica, disk: disk,
+		propc: make(chan appendRequest, 1024), recvc: make(chan *raftpb.Message, 4096),
+		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
+		stopc: make(chan struct{}), donec: make(chan struct{}),
+		pending: map[uint64]*AppendResult{}, lastFetch: map[uint64]time.Time{}, lastCaughtUp: map[uint64]time.Time{},
+	}
+	l.events.signal = make(chan struct{}, 1)
+	l.transport = NewTransport(TransportConfig{
+		Self: cfg.NodeID, ClusterID: cfg.ClusterID, Peers: cfg.Voters, Logger: cfg.Logger,
+		Deliver: func(m *raftpb.Message) {
+			select {
+			case l.recvc <- m:
+			case <-l.stopc:
+			}
+		},
+		Unreachable: func(id uint64) {
+			select {
+			case l.unreachc <- id:
+			default: // Raft will notice on its own; never block a sender.
+			}
+		},
+	})
+	return l, nil
+}
+
+// Start runs the log's goroutine.
+func (l *Log) Start() { go l.run() }
+
+// HandlePeer serves an inbound peer stream (the Kafka listener hands it over after PeerMagic).
+func (l *Log) HandlePeer(conn net.Conn) { l.transport.HandleInbound(conn) }
+
+// Append proposes one batch. It returns once the batch has its offset (before it is durable or
+// committed); the result completes on commit. ErrNotLeader when this node does not lead.
+func (l *Log) Append(ctx context.Context, data []byte) (*AppendResult, error) {
+	req := appendRequest{data: data, reply: make(chan appendReply, 1)}
+	select {
+	case l.propc <- req:
+	case <-l.donec:
+		return nil, l.stoppedErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.res, r.err
+	case <-l.donec:
+		return nil, l.stoppedErr()
+	}
+}
+
+// Events signals when TakeEvents has something.
+func (l *Log) Events() <-chan struct{} { return l.events.signal }
+
+// TakeEvents returns every event queued since the last call, in order.
+func (l *Log) TakeEvents() []Event { return l.events.take() }
+
+// Status returns this node's view of the quorum.
+func (l *Log) Status(ctx context.Context) (QuorumStatus, error) {
+	ch := make(chan QuorumStatus, 1)
+	select {
+	case l.statusc <- ch:
+	case <-l.donec:
+		return QuorumStatus{}, l.stoppedErr()
+	case <-ctx.Done():
+		return QuorumStatus{}, ctx.Err()
+	}
+	return <-ch, nil
+}
+
+// Failed closes when the log has stopped; Err says why (nil after Close).
+func (l *Log) Failed() <-chan struct{} { return l.donec }
+
+// Err is the fatal error that stopped the log, if any.
+func (l *Log) Err() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failed
+}
+
+func (l *Log) stoppedErr() error {
+	if err := l.Err(); err != nil {
+		return err
+	}
+	return errors.New("metadata log is closed")
+}
+
+// Close stops the goroutine and releases the WAL and the peer connections.
+func (l *Log) Close() error {
+	l.stopOnce.Do(func() { close(l.stopc) })
+	<-l.donec
+	return nil
+}
+
+func (l *Log) run() {
+	defer func() {
+		l.transport.Close()
+		l.disk.Close()
+		for off, r := range l.pending {
+			r.finish(ErrNotLeader)
+			delete(l.pending, off)
+		}
+		close(l.donec)
+	}()
+	tick := l.cfg.ElectionTimeout / 10
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	var waiting []appendRequest
+	for {
+		select {
+		case <-l.stopc:
+			return
+		case <-ticker.C:
+			l.replica.Tick()
+		case m := <-l.recvc:
+			l.step(m)
+			// Take what else has arrived, so that one Ready (one fsync) covers it all.
+			for n := len(l.recvc); n > 0; n-- {
+				l.step(<-l.recvc)
+			}
+		case id := <-l.unreachc:
+			l.replica.ReportUnreachable(id)
+		case req := <-l.propc:
+			waiting = l.propose(waiting[:0], req)
+			for n := len(l.propc); n > 0; n-- {
+				waiting = l.propose(waiting, <-l.propc)
+			}
+		case ch := <-l.statusc:
+			ch <- l.status()
+		}
+		if err := l.process(waiting); err != nil {
+			l.failMu.Lock()
+			l.failed = err
+			l.failMu.Unlock()
+			l.log.Error("metadata log stopped", "err", err)
+			return
+		}
+		waiting = waiting[:0]
+	}
+}
+
+func (l *Log) propose(waiting []appendRequest, req appendRequest) []appendRequest {
+	if err := l.replica.Propose(req.data); err != nil {
+		req.reply <- appendReply{err: err}
+		return waiting
+	}
+	return append(waiting, req)
+}
+
+func (l *Log) step(m *raftpb.Message) {
+	from := m.GetFrom()
+	if t := m.GetType(); t == raftpb.MsgAppResp || t == raftpb.MsgHeartbeatResp {
+		l.lastFetch[from] = time.Now()
+	}
+	if err := l.replica.Step(m); err != nil {
+		return // a message for a stale term or from an unknown peer; Raft has already ignored it
+	}
+	if l.replica.IsLeader() {
+		if pr, ok := l.replica.rn.Status().Progress[from]; ok && pr.Match >= l.replica.LastIndex() {
+			l.lastCaughtUp[from] = time.Now()
+		}
+	}
+}
+
+// process handles one Ready: offsets for the accepted proposals, messages out, commits and leadership in.
+func (l *Log) process(accepted []appendRequest) error {
+	replied := false
+	out, err := l.replica.Process(func(offsets []uint64, epoch uint64) {
+		replied = true
+		for i, off := range offsets {
+			res := &AppendResult{Offset: off, Epoch: epoch, done: make(chan struct{})}
+			l.pending[off] = res
+			accepted[i].reply <- appendReply{res: res}
+		}
+	})
+	if !replied {
+		for _, req := range accepted {
+			req.reply <- appendReply{err: fmt.Errorf("raft did not take the proposal: %v", err)}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	msgs := out.Messages[:0]
+	for _, m := range out.Messages {
+		if m.GetTo() != l.cfg.NodeID {
+			msgs = append(msgs, m)
+		}
+	}
+	l.transport.Send(msgs)
+
+	var ev Event
+	if out.LeaderChanged {
+		ev.Leader = &LeaderChange{Leader: out.Leader, Epoch: out.Epoch}
+		l.log.Info("metadata quorum leader changed", "leader", out.Leader, "epoch", out.Epoch)
+		if out.Leader != l.cfg.NodeID {
+			// Entries proposed under our leadership may still commit under the next leader, but we can no
+			// longer promise it: writers must retry against the new one.
+			for off, r := range l.pending {
+				r.finish(ErrNotLeader)
+				delete(l.pending, off)
+			}
+			clear(l.lastFetch)
+			clear(l.lastCaughtUp)
+		}
+	}
+	for _, e := range out.Committed {
+		if r, ok := l.pending[e.Offset]; ok {
+			delete(l.pending, e.Offset)
+			if e.Epoch == r.Epoch {
+				r.finish(nil)
+			} else {
+				r.finish(ErrNotLeader)
+			}
+		}
+		l.commit = e.Offset
+	}
+	if ev.Leader != nil || len(out.Committed) > 0 {
+		ev.Committed = out.Committed
+		ev.HighWatermark = l.commit
+		l.events.push(ev)
+	}
+	return nil
+}
+
+func (l *Log) status() QuorumStatus {
+	st := l.replica.Status()
+	qs := QuorumStatus{NodeID: l.cfg.NodeID, Leader: st.Lead, Epoch: st.HardState.GetTerm(), HighWatermark: st.HardState.GetCommit(), LastIndex: l.replica.LastIndex()}
+	if st.RaftState != raft.StateLeader {
+		return qs
+	}
+	now := time.Now()
+	for id := range l.cfg.Voters {
+		vs := VoterState{ID: id}
+		if id == l.cfg.NodeID {
+			vs.LogEndOffset, vs.LastFetch, vs.LastCaughtUp = qs.LastIndex, now, now
+		} else {
+			var pr tracker.Progress
+			if p, ok := st.Progress[id]; ok {
+				pr = p
+			}
+			vs.LogEndOffset, vs.LastFetch, vs.LastCaughtUp = pr.Match, l.lastFetch[id], l.lastCaughtUp[id]
+		}
+		qs.Voters = append(qs.Voters, vs)
+	}
+	return qs
+}
+
+// eventQueue is unbounded so that a slow state machine never stalls Raft's ticks and heartbeats.
+type eventQueue struct {
+	mu     sync.Mutex
+	items  []Event
+	signal chan struct{}
+}
+
+func (q *eventQueue) push(e Event) {
+	q.mu.Lock()
+	q.items = append(q.items, e)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) take() []Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
+}

@@ -1,0 +1,244 @@
+package metadatalog
+
+import (
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// ErrNotLeader is returned to a writer when this node cannot (or can no longer) commit its append:
+// it is not the leader, or it lost leadership before the entry committed.
+var ErrNotLeader = errors.New("not the leader of the metadata quorum")
+
+// Entry is one committed log entry as the state machine sees it. Data is empty for Raft's own entries,
+// such as the one every new leader appends at the start of its epoch.
+type Entry struct {
+	Offset uint64
+	Epoch  uint64
+	Data   []byte
+}
+
+// ReplicaConfig configures a Replica. Storage holds what the disk replayed; Voters is the static quorum
+// (controller.quorum.voters), so no membership change ever goes through the log.
+type ReplicaConfig struct {
+	ID             uint64
+	Voters         []uint64
+	ElectionTicks  int
+	HeartbeatTicks int
+	Storage        *raft.MemoryStorage
+	Disk           Disk
+	Logger         raft.Logger
+}
+
+// Replica drives one Raft participant and nothing else: it makes each Ready durable through its Disk and
+// hands back what to send and what committed. It has no clock (callers Tick it) and no network (callers
+// deliver its Messages), so the simulation can run it deterministically and the Log runs it for real.
+// It must be used from one goroutine at a time.
+type Replica struct {
+	id      uint64
+	rn      *raft.RawNode
+	storage *raft.MemoryStorage
+	disk    Disk
+
+	// proposed counts proposals accepted since the last Process; they are the last entries of the next Ready.
+	proposed int
+
+	lead  uint64
+	state raft.StateType
+	term  uint64
+}
+
+// Output is what one Process call produced, in the order the caller must act on it.
+type Output struct {
+	// Proposed holds the offsets of the proposals accepted since the previous Process, in proposal order;
+	// they all belong to Epoch.
+	Proposed []uint64
+	// Messages are durable already and may be sent right away.
+	Messages []*raftpb.Message
+	// Committed entries, in log order, to apply.
+	Committed []Entry
+	// Leader and Epoch after this step; LeaderChanged says whether either moved.
+	Leader        uint64
+	Epoch         uint64
+	LeaderChanged bool
+	// LastIndex is this replica's log end after the step.
+	LastIndex uint64
+}
+
+// staticVoters reports the configured quorum as Raft's configuration, whatever the stored snapshot says:
+// controller.quorum.voters is fixed, as in Kafka's static quorums.
+type staticVoters struct {
+	*raft.MemoryStorage
+	voters []uint64
+}
+
+func (s staticVoters) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
+	hs, _, err := s.MemoryStorage.InitialState()
+	return hs, &raftpb.ConfState{Voters: s.voters}, err
+}
+
+// NewReplica starts a replica from what its storage holds. PreVote and CheckQuorum keep a partitioned node
+// from disrupting the quorum and a cut-off leader from believing it still leads (the split brain of
+// KAFKA-15489); StepDownOnRemoval keeps a removed leader from lingering.
+func NewReplica(cfg ReplicaConfig) (*Replica, error) {
+	if cfg.ElectionTicks <= cfg.HeartbeatTicks {
+		return nil, fmt.Errorf("election ticks (%d) must exceed heartbeat ticks (%d)", cfg.ElectionTicks, cfg.HeartbeatTicks)
+	}
+	hs, _, err := cfg.Storage.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   staticVoters{cfg.Storage, cfg.Voters},
+		Applied:                   0,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		StepDownOnRemoval:         true,
+		// A follower must never forward: a forwarded proposal would be counted here yet appear in
+		// another node's log, and the writer would be told a wrong offset.
+		DisableProposalForwarding: true,
+		Logger:                    cfg.Logger,
+	}
+	if rc.Logger == nil {
+		rc.Logger = quietRaftLogger{}
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, err
+	}
+	return &Replica{id: cfg.ID, rn: rn, storage: cfg.Storage, disk: cfg.Disk, term: hs.GetTerm(), state: raft.StateFollower}, nil
+}
+
+// Tick advances Raft's logical clock by one tick.
+func (r *Replica) Tick() { r.rn.Tick() }
+
+// Step hands Raft a message from a peer. Messages for another node or from an unknown one are dropped
+// by Raft itself; a stale one is harmless.
+func (r *Replica) Step(m *raftpb.Message) error { return r.rn.Step(m) }
+
+// Propose appends data to the log if this replica leads; its offset comes out of the next Process,
+// which must run before any further Step so that nothing else can reach the log in between.
+func (r *Replica) Propose(data []byte) error {
+	if r.state != raft.StateLeader {
+		return ErrNotLeader
+	}
+	if err := r.rn.Propose(data); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			return ErrNotLeader
+		}
+		return err
+	}
+	r.proposed++
+	return nil
+}
+
+// ReportUnreachable tells Raft that a message to id was lost, so it probes instead of streaming.
+func (r *Replica) ReportUnreachable(id uint64) { r.rn.ReportUnreachable(id) }
+
+// Leader returns the known leader (0 if none) and the current epoch.
+func (r *Replica) Leader() (uint64, uint64) { return r.lead, r.term }
+
+// IsLeader reports whether this replica currently leads.
+func (r *Replica) IsLeader() bool { return r.state == raft.StateLeader }
+
+// Status is Raft's view, including each voter's progress when leading.
+func (r *Replica) Status() raft.Status { return r.rn.Status() }
+
+// LastIndex is the offset of this replica's last log entry.
+func (r *Replica) LastIndex() uint64 {
+	li, _ := r.storage.LastIndex()
+	return li
+}
+
+// Process takes one Ready from Raft, makes it durable, and returns what to send and apply. onProposed,
+// when set, learns the offsets of the accepted proposals before the disk write, so that writers can go
+// on while the fsync runs. A disk error is returned as is: the caller must stop the node, since Raft's
+// promises no longer hold.
+func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Output, error) {
+	var out Output
+	if !r.rn.HasReady() {
+		out.Leader, out.Epoch, out.LastIndex = r.lead, r.term, r.LastIndex()
+		return out, nil
+	}
+	rd := r.rn.Ready()
+	if rd.SoftState != nil {
+		if rd.SoftState.Lead != r.lead || rd.SoftState.RaftState != r.state {
+			out.LeaderChanged = true
+		}
+		r.lead, r.state = rd.SoftState.Lead, rd.SoftState.RaftState
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) && rd.HardState.GetTerm() != r.term {
+		r.term = rd.HardState.GetTerm()
+		out.LeaderChanged = true
+	}
+	if r.proposed > 0 {
+		// Since every Ready is fully processed before the next proposal, the unstable entries are at
+		// most the new leader's empty entry followed by exactly our proposals.
+		n := len(rd.Entries)
+		if n < r.proposed {
+			return out, fmt.Errorf("raft accepted %d proposals but the ready holds %d entries", r.proposed, n)
+		}
+		for _, e := range rd.Entries[n-r.proposed:] {
+			out.Proposed = append(out.Proposed, e.GetIndex())
+		}
+		r.proposed = 0
+		if onProposed != nil {
+			onProposed(out.Proposed, r.term)
+		}
+	}
+	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+		return out, errors.New("received a Raft snapshot; snapshot transfer is not supported by this version")
+	}
+	if err := r.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+		return out, fmt.Errorf("persist raft state: %w", err)
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		if err := r.storage.SetHardState(rd.HardState); err != nil {
+			return out, err
+		}
+	}
+	if len(rd.Entries) > 0 {
+		if err := r.storage.Append(rd.Entries); err != nil {
+			return out, err
+		}
+	}
+	out.Messages = rd.Messages
+	for _, e := range rd.CommittedEntries {
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			out.Committed = append(out.Committed, Entry{Offset: e.GetIndex(), Epoch: e.GetTerm(), Data: e.GetData()})
+		default:
+			// Voters are static, so no configuration change is ever proposed; record the offset anyway so
+			// that the applied offset never skips.
+			out.Committed = append(out.Committed, Entry{Offset: e.GetIndex(), Epoch: e.GetTerm()})
+		}
+	}
+	r.rn.Advance(rd)
+	out.Leader, out.Epoch, out.LastIndex = r.lead, r.term, r.LastIndex()
+	return out, nil
+}
+
+// quietRaftLogger keeps Raft's chatter (every vote and term change) out of the node's log; the Log
+// reports leadership changes itself, once, with slog attributes.
+type quietRaftLogger struct{}
+
+func (quietRaftLogger) Debug(...any)                   {}
+func (quietRaftLogger) Debugf(string, ...any)          {}
+func (quietRaftLogger) Error(...any)                   {}
+func (quietRaftLogger) Errorf(string, ...any)          {}
+func (quietRaftLogger) Info(...any)                    {}
+func (quietRaftLogger) Infof(string, ...any)           {}
+func (quietRaftLogger) Warning(...any)                 {}
+func (quietRaftLogger) Warningf(string, ...any)        {}
+func (quietRaftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (quietRaftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+func (quietRaftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (quietRaftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }

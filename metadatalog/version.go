@@ -1,0 +1,68 @@
+package metadatalog
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// MetadataVersion is one level of the metadata.version feature.
+type MetadataVersion struct {
+	Level int16
+	Name  string
+	// ChangesMetadata marks a level whose records older levels cannot represent: a safe downgrade may
+	// not cross it.
+	ChangesMetadata bool
+	Enables         string
+}
+
+// MetadataVersions is the table of DESIGN.md, oldest first.
+var MetadataVersions = []MetadataVersion{
+	{1, "1.0-IV0", false, "brokers, fencing, topics, partitions, configs, feature levels"},
+	{2, "1.0-IV1", false, "brokers may follow the log from standby controllers"},
+	{3, "1.1-IV0", true, "ACL records and the ACL APIs"},
+	{4, "1.1-IV1", true, "client-quota records and the client-quota APIs"},
+}
+
+// MinMetadataVersion and LatestMetadataVersion bound the levels this software supports.
+var (
+	MinMetadataVersion    = MetadataVersions[0]
+	LatestMetadataVersion = MetadataVersions[len(MetadataVersions)-1]
+)
+
+// LookupMetadataVersion accepts a level's name ("1.1-IV1"), its number ("4"), or a release ("1.1", the
+// newest level of that release), as kafka-storage.sh and kafka-features.sh do.
+func LookupMetadataVersion(s string) (MetadataVersion, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.Atoi(s); err == nil {
+		for _, v := range MetadataVersions {
+			if int(v.Level) == n {
+				return v, nil
+			}
+		}
+	}
+	var found *MetadataVersion
+	for i, v := range MetadataVersions {
+		if v.Name == s || strings.HasPrefix(v.Name, s+"-IV") {
+			found = &MetadataVersions[i]
+		}
+	}
+	if found == nil {
+		names := make([]string, len(MetadataVersions))
+		for i, v := range MetadataVersions {
+			names[i] = v.Name
+		}
+		return MetadataVersion{}, fmt.Errorf("unknown metadata.version %q: use one of %s", s, strings.Join(names, ", "))
+	}
+	return *found, nil
+}
+
+// MetadataVersionByLevel returns the table entry of a level.
+func MetadataVersionByLevel(level int16) (MetadataVersion, bool) {
+	for _, v := range MetadataVersions {
+		if v.Level == level {
+			return v, true
+		}
+	}
+	return MetadataVersion{}, false
+}
