@@ -74,7 +74,7 @@ func startNode(cfg *config.Config, embedded bool, logger *slog.Logger) (*node, e
 		Bootstrap: bootstrap, Logger: logger, OnFatal: n.fail,
 	})
 	n.server = kafkaserver.Serve(kafkaserver.Options{
-		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(),
+		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(), DecorateApiVersions: n.controller.DecorateApiVersions,
 		PeerMagic: metadatalog.PeerMagic, PeerHandler: mlog.HandlePeer,
 		MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: logger,
 	})

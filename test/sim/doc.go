@@ -1,0 +1,68 @@
+// Package sim is a seeded, single-goroutine simulation of the metadata quorum: 3 or 5
+// metadatalog.Replicas driven by a fake clock, a fake network and fake disks, with clients proposing
+// record batches and a checker that watches every step for a broken Raft promise.
+//
+// # Why a simulation
+//
+// The real Log runs Raft on goroutines, timers, TCP and fsync, so a bad interleaving shows up once in a
+// thousand runs and never again. Here everything that could vary is drawn from one seed, so a failure
+// is a replay command away. metadatalog.Replica was built for this: it has no clock (we call Tick) and
+// no network (we deliver its Messages), and it makes each Ready durable through an injected Disk before
+// handing back what to send.
+//
+// # What is faked, and how
+//
+//   - Clock. Time is a step counter. Every replica ticks once every tickEvery steps, each with its own
+//     phase, so elections do not start in lockstep.
+//   - Network. One queue of marshalled messages, each with its own delivery step. A seeded RNG drops
+//     messages, delays them (a random delay also reorders them), duplicates a few, and partitions the
+//     voters into two random groups for a while before healing. Messages travel as bytes so that no
+//     two replicas ever share a protobuf object, as on a real wire.
+//   - Disk. fakeDisk keeps what is synced apart from what is only written. Save with mustSync syncs
+//     every write so far; without it the write stays unsynced. A crash keeps a random prefix of the
+//     unsynced records (possibly none): a torn tail. Records are laid out as etcd's WAL writes them,
+//     entries first and the hard state last, and an entry replaces every entry from its index on, just
+//     as a WAL replay does when Raft has truncated a conflicting tail. A crash may also strike in the
+//     middle of a synced Save, before anything it was meant to make durable is sent.
+//   - Crash and restart. A crashed node loses its replica, its image and its clients' pending writes.
+//     On restart its raft.MemoryStorage is rebuilt from the disk's surviving state, a new Replica
+//     starts from it, and the image starts empty: Replica starts Raft with Applied=0, so Raft hands
+//     back every committed entry from offset 1 and the image is rebuilt by replaying them from
+//     scratch, exactly what a restarted controller does.
+//   - Raft's own randomness. Raft draws its randomized election timeouts from crypto/rand. The tests
+//     replace that source per seed with testing/cryptotest.SetGlobalRandom, which is why seeds run one
+//     after another instead of in parallel: a shared source would make a seed's draws depend on the
+//     others.
+//   - Clients. At random steps a client proposes one to three batches on a node (usually one that
+//     believes it leads). Each batch is a metadatapb.RecordBatch whose records carry a unique config
+//     value, so every batch is distinguishable. onProposed gives the (offset, epoch) of each; the write
+//     is acknowledged when that node applies a committed entry at that offset in that same epoch, which
+//     is Raft's commit rule for a leader's own term.
+//
+// A run has a fault phase of a fixed number of steps, then heals every partition, restarts every node,
+// stops losing messages and runs until the quorum converges: one leader that every node follows, and
+// every node's log and applied offset equal to the leader's. Everything is bounded, so a run that does
+// not converge fails instead of hanging.
+//
+// # Invariants
+//
+// Checked after every Process, at checkpoints and at the end:
+//
+//  1. At most one leader per epoch: whenever a node reports a leader for an epoch (itself when it leads,
+//     or the leader it follows), no node has ever reported another one for that epoch. A node's epoch
+//     also never goes backwards, not even across a crash, since a lost term or vote is how two leaders
+//     arise.
+//  2. Committed prefixes agree: every entry any node ever applied at offset i, in any incarnation, has
+//     the same epoch and data. Each node applies offsets in order, without gaps or repeats.
+//  3. No acknowledged append is lost: after convergence every acknowledged (offset, epoch, data) is in
+//     every node's committed log. An acknowledgement with other data than proposed also fails.
+//  4. Every node's image, maintained batch by batch, equals a fresh replay of its committed log.
+//  5. Liveness once healed: a leader exists, and a new proposal commits on every node.
+//
+// Invariant 0 stands for everything else that must not happen: a Raft panic, a Process error other than
+// an injected crash, or a proposal Raft accepted without reporting its offset.
+//
+// A failure names the seed and the command that replays it. TestBrokenDiskIsCaught runs the same
+// harness over a disk that ignores mustSync, and asserts that the checker notices: a checker that never
+// fails proves nothing.
+package sim
