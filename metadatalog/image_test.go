@@ -463,8 +463,10 @@ func TestApplyPartitionChange(t *testing.T) {
 }
 
 func TestApplyRemoveTopic(t *testing.T) {
-	// "fo" and "foo2" share a prefix with "foo": removing foo must not touch them.
-	foo, fo, foo2 := imgTopicID(1), imgTopicID(2), imgTopicID(3)
+	// "fo" and "foo2" share a prefix with "foo": removing foo must not touch them. Their ids share
+	// all but the last byte with foo's, for the same reason.
+	foo, fo, foo2 := imgTopicID(1), imgTopicID(1), imgTopicID(1)
+	fo[15], foo2[15] = 0xf0, 0xf2
 	img := EmptyImage()
 	img = mustApply(t, img, 1, 1,
 		recTopic("foo", foo[:]), recPartition(foo[:], 0, []int32{1}, 1), recPartition(foo[:], 1, []int32{1}, 1),

@@ -296,7 +296,7 @@ func (l *Log) step(m *raftpb.Message) {
 		return // a message for a stale term or from an unknown peer; Raft has already ignored it
 	}
 	if l.replica.IsLeader() {
-		if pr, ok := l.replica.rn.Status().Progress[from]; ok && pr.Match >= l.replica.LastIndex() {
+		if l.replica.Match(from) >= l.replica.LastIndex() {
 			l.lastCaughtUp[from] = time.Now()
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // ErrNotLeader is returned to a writer when this node cannot (or can no longer) commit its append:
@@ -151,6 +152,18 @@ func (r *Replica) IsLeader() bool { return r.state == raft.StateLeader }
 
 // Status is Raft's view, including each voter's progress when leading.
 func (r *Replica) Status() raft.Status { return r.rn.Status() }
+
+// Match is how far the leader knows id's log matches its own (0 when unknown or not leading). Unlike
+// Status it allocates nothing, so it is cheap enough to call per message.
+func (r *Replica) Match(id uint64) uint64 {
+	var match uint64
+	r.rn.WithProgress(func(pid uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if pid == id {
+			match = pr.Match
+		}
+	})
+	return match
+}
 
 // LastIndex is the offset of this replica's last log entry.
 func (r *Replica) LastIndex() uint64 {

@@ -1,14 +1,15 @@
 package metadatalog
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
 	"go.etcd.io/raft/v3"
@@ -55,19 +56,23 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 	repaired := false
 	for {
 		w, err := wal.Open(lg, dir, &walpb.Snapshot{})
+		if errors.Is(err, fileutil.ErrLocked) {
+			return nil, nil, fmt.Errorf("the WAL in %s is in use by another process: is another kraftd running on this metadata.log.dir?", dir)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: open WAL in %s: %v", ErrCorruptLog, dir, err)
 		}
 		_, hs, ents, err := w.ReadAll()
 		if err != nil {
 			w.Close()
-			if !repaired && errors.Is(err, io.ErrUnexpectedEOF) && tornInLastSegment(dir, err) {
-				if wal.Repair(lg, dir) {
-					repaired = true
-					continue
+			if !repaired && errors.Is(err, io.ErrUnexpectedEOF) {
+				if rerr := repairTornTail(lg, dir); rerr != nil {
+					return nil, nil, fmt.Errorf("%w: %s: %v; %v; the node cannot start from this log: restore the directory, or wipe and re-format it so the node rejoins from its peers", ErrCorruptLog, dir, err, rerr)
 				}
+				repaired = true
+				continue
 			}
-			return nil, nil, fmt.Errorf("%w: %s: %v; the node cannot start from this log: restore the directory or wipe and re-format it so the node rejoins from its peers", ErrCorruptLog, dir, err)
+			return nil, nil, fmt.Errorf("%w: %s: %v; the node cannot start from this log: restore the directory, or wipe and re-format it so the node rejoins from its peers", ErrCorruptLog, dir, err)
 		}
 		ms := raft.NewMemoryStorage()
 		if err := ms.SetHardState(hs); err != nil {
@@ -82,23 +87,66 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 	}
 }
 
-var walFileInError = regexp.MustCompile(`'([0-9a-f]{16}-[0-9a-f]{16}\.wal)'|"([0-9a-f]{16}-[0-9a-f]{16}\.wal)"`)
-
-// tornInLastSegment reports whether an unexpected EOF lies in the newest segment, the only place a crash can
-// leave a partial write. An error that names no file came from reading past a file's end, which also only
-// happens at the tail.
-func tornInLastSegment(dir string, err error) bool {
+// repairTornTail cuts a record torn by a crash off the end of the newest segment, the only place a
+// crash can leave one. etcd's Repair truncates at the first undecodable record of that segment,
+// wherever it is, so the cut is checked afterwards: a torn write is the last thing written, so the
+// record's extent must fit in the file and nothing but zeros (preallocated space) may follow it.
+// Anything else is corruption, and the segment is put back as it was.
+func repairTornTail(lg *zap.Logger, dir string) error {
 	segs, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
 	if len(segs) == 0 {
-		return false
+		return errors.New("no WAL segment to repair")
 	}
 	sort.Strings(segs)
-	last := filepath.Base(segs[len(segs)-1])
-	m := walFileInError.FindStringSubmatch(err.Error())
-	if m == nil {
-		return true
+	last := segs[len(segs)-1]
+	if !wal.Repair(lg, dir) {
+		return fmt.Errorf("%s cannot be repaired", filepath.Base(last))
 	}
-	return m[1] == last || m[2] == last
+	broken := last + ".broken"
+	orig, err := os.ReadFile(broken)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", broken, err)
+	}
+	st, err := os.Stat(last)
+	if err != nil {
+		return err
+	}
+	cut := st.Size()
+	if tornAt(orig, cut) {
+		return nil
+	}
+	if err := os.Rename(broken, last); err != nil {
+		return fmt.Errorf("restore %s after a refused repair: %w", last, err)
+	}
+	return fmt.Errorf("%s is damaged at byte %d and valid data follows, so this is not a torn tail", filepath.Base(last), cut)
+}
+
+// walSegmentBytes is the size etcd's WAL preallocates and cuts segments at.
+const walSegmentBytes = 64 << 20
+
+// tornAt reports whether the record starting at off in a segment's bytes is a torn final write.
+func tornAt(seg []byte, off int64) bool {
+	if off+8 > int64(len(seg)) {
+		return true // not even the length field made it to disk
+	}
+	lenField := binary.LittleEndian.Uint64(seg[off:])
+	recBytes := int64(lenField &^ (uint64(0xff) << 56))
+	var pad int64
+	if lenField&(1<<63) != 0 {
+		pad = int64((lenField >> 56) & 0x7)
+	}
+	end := off + 8 + recBytes + pad
+	if end > int64(len(seg)) {
+		// The file ends inside the record: torn, unless the length itself is damage. A bit flipped in
+		// a length field almost always claims more than a whole segment, which no record of ours holds.
+		return recBytes >= 0 && recBytes <= walSegmentBytes
+	}
+	for _, b := range seg[end:] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Save implements Disk; the WAL itself decides when Raft needs an fsync, which is at least as often as mustSync.

@@ -18,11 +18,13 @@ type envelope struct {
 type network struct {
 	q   envelopes
 	seq uint64
-	// group is each node's side of the current partition; nodes on different sides cannot talk.
+	// group is each node's side of the current partition (absent: side 0); nodes on different sides
+	// cannot talk.
 	group map[uint64]int
+	ids   []uint64
 }
 
-func newNetwork() *network { return &network{group: map[uint64]int{}} }
+func newNetwork(ids []uint64) *network { return &network{group: map[uint64]int{}, ids: ids} }
 
 func (n *network) send(at int64, from, to uint64, data []byte) {
 	n.seq++
@@ -41,9 +43,10 @@ func (n *network) due(now int64, into []*envelope) []*envelope {
 // because a partition also drops what was already on the wire.
 func (n *network) cut(a, b uint64) bool { return n.group[a] != n.group[b] }
 
-func (n *network) partitioned() bool {
-	for _, g := range n.group {
-		if g != 0 {
+// split reports whether some pair of nodes cannot talk.
+func (n *network) split() bool {
+	for _, id := range n.ids[1:] {
+		if n.cut(n.ids[0], id) {
 			return true
 		}
 	}

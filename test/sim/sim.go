@@ -1,0 +1,758 @@
+package sim
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+
+	"github.com/kraftgo/kraft/api/metadatapb"
+	"github.com/kraftgo/kraft/metadatalog"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	// tickEvery is how many steps make one Raft tick. Message delays are drawn in steps, so a tick of
+	// several steps lets a heartbeat arrive before, at, or after the next tick.
+	tickEvery = 10
+	// electionTicks and heartbeatTicks match what metadatalog.OpenLog uses in production.
+	electionTicks  = 10
+	heartbeatTicks = 1
+	// checkpointEvery is how often (in steps) every image is compared with a fresh replay.
+	checkpointEvery = 500
+	// settleSteps bounds convergence after healing; an election takes 100–200 steps, so this is
+	// generous, and a quorum that has not converged by then is stuck.
+	settleSteps = 5000
+)
+
+// Faults are the probabilities the simulation draws its faults from.
+type Faults struct {
+	Drop, Duplicate float64 // per message
+	// MaxDelay bounds the usual delay of a message in steps; LongDelay is the chance of one up to
+	// eight times longer, which reorders it behind many later messages.
+	MaxDelay  int
+	LongDelay float64
+	// Crash is the chance per step that a running node crashes; it is down for 20–420 steps.
+	Crash float64
+	// LeaderBias is the chance that a crash picks the leader rather than any node.
+	LeaderBias float64
+	// CrashDuringSync is the chance per step that some node's next synced Save is cut half way.
+	CrashDuringSync float64
+	// Partition is the chance per step, while healed, of splitting the voters for 50–850 steps.
+	Partition float64
+	// Client is the chance per step that a client proposes one to three batches.
+	Client float64
+}
+
+// DefaultFaults are tuned so that a 4,000-step run sees a few crashes (some of the leader), a few
+// partitions, and a few hundred acknowledged writes.
+func DefaultFaults() Faults {
+	return Faults{
+		Drop: 0.05, Duplicate: 0.02, MaxDelay: 12, LongDelay: 0.03,
+		Crash: 1.0 / 600, LeaderBias: 0.5, CrashDuringSync: 1.0 / 1500,
+		Partition: 1.0 / 700, Client: 0.08,
+	}
+}
+
+// Config is one simulated run. Seed and Voters fully determine it, given a deterministic source for
+// Raft's own randomness (see the package comment).
+type Config struct {
+	Seed   uint64
+	Voters int
+	// Steps is the length of the fault phase; settling afterwards is bounded separately.
+	Steps  int
+	Faults Faults
+	// BrokenDisk makes every disk ignore mustSync, so a crash can lose what Raft was promised was
+	// durable. Only the harness's self-check sets it.
+	BrokenDisk bool
+}
+
+// Violation is a broken invariant (see the package comment for the numbering).
+type Violation struct {
+	Invariant int
+	Step      int64
+	Msg       string
+}
+
+func (v *Violation) Error() string {
+	return fmt.Sprintf("invariant %d violated at step %d: %s", v.Invariant, v.Step, v.Msg)
+}
+
+// Stats say what a run exercised, so that a quiet harness can be told from a healthy one.
+type Stats struct {
+	Steps, SettleSteps                      int64
+	Epochs                                  int // epochs that had a leader
+	Crashes, LeaderCrashes, CrashesInSync   int
+	TornRecordsKept, TornRecordsLost        int
+	Partitions                              int
+	Proposed, Rejected, Acked, Superseded   int
+	Sent, Dropped, Duplicated, Unreachables int
+	CommitIndex                             uint64
+}
+
+// Result is the outcome of Run. Trace is a digest of everything observable that happened, so two runs
+// of one seed can be compared for determinism.
+type Result struct {
+	Stats Stats
+	Err   *Violation
+	Trace uint64
+}
+
+type proposal struct {
+	epoch uint64
+	data  []byte
+}
+
+type ack struct {
+	offset, epoch uint64
+	data          []byte
+	node          uint64
+}
+
+type historyEntry struct {
+	epoch uint64
+	data  string
+	node  uint64
+	step  int64
+}
+
+type node struct {
+	id        uint64
+	disk      *fakeDisk
+	r         *metadatalog.Replica // nil while crashed
+	restartAt int64
+	phase     int64
+
+	// What this incarnation applied, and the image built from it batch by batch.
+	image *metadatalog.Image
+	log   []metadatalog.Entry
+	// Clients' writes this incarnation accepted, by offset, until that offset is applied.
+	pending map[uint64]proposal
+	// maxEpoch is the highest epoch this node ever reported, across crashes.
+	maxEpoch uint64
+
+	inbox       []*raftpb.Message
+	unreachable []uint64
+	proposing   [][]byte
+}
+
+type sim struct {
+	cfg    Config
+	f      Faults
+	rng    *rand.Rand
+	now    int64
+	nodes  []*node
+	voters []uint64
+	net    *network
+	healAt int64
+	// faulty is false while settling: no crashes, partitions, loss or clients.
+	faulty bool
+
+	leaders map[uint64]uint64 // epoch → the leader anyone reported
+	history []historyEntry    // offset-1 → what was first applied there
+	acked   []ack
+	seq     int // batches generated, to keep every batch distinct
+
+	// forced, when set, receives one proposal in the next step: the liveness probe, remembered by
+	// content until some node acknowledges it.
+	forced     *node
+	probe      []byte
+	probeAcked uint64
+
+	cur   uint64 // node being driven, to attribute Raft panics
+	due   []*envelope
+	stats Stats
+	trace hash.Hash64
+}
+
+// Run simulates one seed and checks every invariant; it never panics.
+func Run(cfg Config) (res Result) {
+	if cfg.Faults == (Faults{}) {
+		cfg.Faults = DefaultFaults()
+	}
+	s := &sim{
+		cfg: cfg, f: cfg.Faults, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(cfg.Voters))),
+		leaders: map[uint64]uint64{}, faulty: true, trace: fnv.New64a(),
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			v, ok := r.(*Violation)
+			if !ok {
+				where := ""
+				if s.cur != 0 {
+					where = fmt.Sprintf("node %d: ", s.cur)
+				}
+				v = &Violation{Invariant: 0, Step: s.now, Msg: fmt.Sprintf("%spanic: %v\n%s", where, r, debug.Stack())}
+			}
+			res.Err = v
+		}
+		s.stats.Epochs = len(s.leaders)
+		res.Stats, res.Trace = s.stats, s.trace.Sum64()
+	}()
+	for i := 1; i <= cfg.Voters; i++ {
+		s.voters = append(s.voters, uint64(i))
+	}
+	s.net = newNetwork(s.voters)
+	for _, id := range s.voters {
+		n := &node{id: id, disk: &fakeDisk{ignoreSync: cfg.BrokenDisk}, phase: s.rng.Int64N(tickEvery)}
+		s.nodes = append(s.nodes, n)
+		s.start(n)
+	}
+	for s.now < int64(cfg.Steps) {
+		s.step()
+		if s.now%checkpointEvery == 0 {
+			s.checkImages()
+		}
+	}
+	s.stats.Steps = s.now
+	s.settle()
+	s.stats.SettleSteps = s.now - s.stats.Steps
+	return res
+}
+
+func (s *sim) fail(invariant int, format string, args ...any) {
+	panic(&Violation{Invariant: invariant, Step: s.now, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (s *sim) record(vals ...uint64) {
+	var b [8]byte
+	for _, v := range vals {
+		binary.LittleEndian.PutUint64(b[:], v)
+		s.trace.Write(b[:])
+	}
+}
+
+// start (re)creates a node's replica from what its disk kept. The image starts empty: Raft redelivers
+// every committed entry from offset 1 (Replica sets Applied to 0), which replays it from scratch.
+func (s *sim) start(n *node) {
+	r, err := metadatalog.NewReplica(metadatalog.ReplicaConfig{
+		ID: n.id, Voters: s.voters, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
+		Storage: n.disk.storage(), Disk: n.disk,
+	})
+	if err != nil {
+		s.fail(0, "node %d: restart: %v", n.id, err)
+	}
+	n.r, n.image, n.log, n.pending = r, metadatalog.EmptyImage(), nil, map[uint64]proposal{}
+	s.record(uint64(s.now), n.id, 1)
+}
+
+// crash throws away everything a process holds in memory and tears the disk's unsynced tail.
+func (s *sim) crash(n *node) {
+	kept, lost := n.disk.crash(s.rng)
+	s.stats.Crashes++
+	s.stats.TornRecordsKept += kept
+	s.stats.TornRecordsLost += lost
+	n.r, n.image, n.log, n.pending = nil, nil, nil, nil
+	n.inbox, n.unreachable, n.proposing = nil, nil, nil
+	n.disk.crashNextSync = false
+	n.restartAt = s.now + 20 + s.rng.Int64N(400)
+	s.record(uint64(s.now), n.id, 2, uint64(kept), uint64(lost))
+}
+
+func (s *sim) up() []*node {
+	var out []*node
+	for _, n := range s.nodes {
+		if n.r != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (s *sim) leader() *node {
+	for _, n := range s.nodes {
+		if n.r != nil && n.r.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+// step advances the clock by one: faults, restarts, deliveries, clients, then every running node in a
+// random order, each as one Tick/Step/Propose group followed by Process.
+func (s *sim) step() {
+	s.now++
+	if s.faulty {
+		s.injectFaults()
+	}
+	for _, n := range s.nodes {
+		if n.r == nil && s.now >= n.restartAt {
+			s.start(n)
+		}
+	}
+	s.due = s.net.due(s.now, s.due[:0])
+	for _, e := range s.due {
+		dst := s.nodes[e.to-1]
+		if dst.r == nil || s.net.cut(e.from, e.to) {
+			s.stats.Dropped++
+			continue
+		}
+		m := new(raftpb.Message)
+		if err := proto.Unmarshal(e.data, m); err != nil {
+			s.fail(0, "message from %d to %d does not decode: %v", e.from, e.to, err)
+		}
+		dst.inbox = append(dst.inbox, m)
+	}
+	var target *node
+	count, probing := 0, false
+	switch {
+	case s.forced != nil:
+		target, count, probing, s.forced = s.forced, 1, true, nil
+	case s.faulty && s.rng.Float64() < s.f.Client:
+		up := s.up()
+		if l := s.leader(); l != nil && s.rng.Float64() < 0.9 {
+			target = l
+		} else if len(up) > 0 {
+			target = up[s.rng.IntN(len(up))]
+		}
+		count = 1 + s.rng.IntN(3)
+	}
+	for _, i := range s.rng.Perm(len(s.nodes)) {
+		n := s.nodes[i]
+		if n.r == nil {
+			continue
+		}
+		c := 0
+		if n == target {
+			c = count
+		}
+		s.drive(n, c, probing)
+	}
+	s.cur = 0
+}
+
+func (s *sim) injectFaults() {
+	if s.rng.Float64() < s.f.Crash {
+		up := s.up()
+		if len(up) > 0 {
+			victim := up[s.rng.IntN(len(up))]
+			if l := s.leader(); l != nil && s.rng.Float64() < s.f.LeaderBias {
+				victim = l
+			}
+			if victim.r.IsLeader() {
+				s.stats.LeaderCrashes++
+			}
+			s.crash(victim)
+		}
+	}
+	if s.rng.Float64() < s.f.CrashDuringSync {
+		if up := s.up(); len(up) > 0 {
+			up[s.rng.IntN(len(up))].disk.crashNextSync = true
+		}
+	}
+	if s.net.split() {
+		if s.now >= s.healAt {
+			s.net.heal()
+			s.record(uint64(s.now), 0, 4)
+		}
+	} else if s.rng.Float64() < s.f.Partition {
+		// Either cut the leader off alone, the classic split-brain setup, or split at random.
+		l := s.leader()
+		if l != nil && s.rng.Float64() < 0.4 {
+			s.net.group[l.id] = 1
+		} else {
+			for _, id := range s.voters {
+				s.net.group[id] = s.rng.IntN(2)
+			}
+			if !s.net.split() { // everyone landed on one side: move one voter across
+				id := s.voters[s.rng.IntN(len(s.voters))]
+				s.net.group[id] ^= 1
+			}
+		}
+		s.healAt = s.now + 50 + s.rng.Int64N(800)
+		s.stats.Partitions++
+		s.record(uint64(s.now), 0, 3)
+	}
+}
+
+// drive runs one Tick/Step/Propose group on n, then Process. Proposals come last in the group because
+// Process must follow Propose before any further Step.
+func (s *sim) drive(n *node, proposals int, probing bool) {
+	s.cur = n.id
+	if (s.now+n.phase)%tickEvery == 0 {
+		n.r.Tick()
+	}
+	for _, m := range n.inbox {
+		_ = n.r.Step(m) // a stale or unknown message is Raft's to ignore
+	}
+	n.inbox = n.inbox[:0]
+	for _, id := range n.unreachable {
+		n.r.ReportUnreachable(id)
+		s.stats.Unreachables++
+	}
+	n.unreachable = n.unreachable[:0]
+	for range proposals {
+		data := s.newBatch(n)
+		if probing {
+			s.probe = data
+		}
+		switch err := n.r.Propose(data); {
+		case err == nil:
+			n.proposing = append(n.proposing, data)
+		case errors.Is(err, metadatalog.ErrNotLeader):
+			s.stats.Rejected++
+		default:
+			s.fail(0, "node %d: propose: %v", n.id, err)
+		}
+	}
+	s.process(n)
+}
+
+func (s *sim) process(n *node) {
+	proposing := n.proposing
+	n.proposing = nil
+	reported := false
+	out, err := n.r.Process(func(offsets []uint64, epoch uint64) {
+		reported = true
+		if len(offsets) != len(proposing) {
+			s.fail(0, "node %d: %d proposals accepted but %d offsets reported", n.id, len(proposing), len(offsets))
+		}
+		for i, off := range offsets {
+			if i > 0 && off != offsets[i-1]+1 {
+				s.fail(0, "node %d: proposals got offsets %v, not consecutive", n.id, offsets)
+			}
+			n.pending[off] = proposal{epoch: epoch, data: proposing[i]}
+		}
+		s.stats.Proposed += len(offsets)
+	})
+	if errors.Is(err, errCrashDuringSync) {
+		s.stats.CrashesInSync++
+		s.crash(n)
+		return
+	}
+	if err != nil {
+		s.fail(0, "node %d: process: %v", n.id, err)
+	}
+	if len(proposing) > 0 && !reported {
+		s.fail(0, "node %d: %d proposals accepted but onProposed was never called", n.id, len(proposing))
+	}
+	s.observeLeader(n, out.Leader, out.Epoch)
+	for _, e := range out.Committed {
+		s.apply(n, e)
+	}
+	for _, m := range out.Messages {
+		s.transmit(n, m)
+	}
+	if len(out.Committed) > 0 || out.LeaderChanged || len(out.Messages) > 0 {
+		s.record(uint64(s.now), n.id, 5, out.Leader, out.Epoch, uint64(len(out.Committed)), uint64(len(out.Messages)), out.LastIndex)
+	}
+}
+
+// observeLeader checks invariant 1 against whatever leader n reports, be it itself or the one it
+// follows: Raft only follows a leader it heard from in the current epoch, so both views must agree.
+func (s *sim) observeLeader(n *node, leader, epoch uint64) {
+	if epoch < n.maxEpoch {
+		s.fail(1, "node %d: epoch went back from %d to %d (a lost term or vote lets one epoch elect twice)", n.id, n.maxEpoch, epoch)
+	}
+	n.maxEpoch = epoch
+	if leader == 0 {
+		return
+	}
+	if prev, ok := s.leaders[epoch]; !ok {
+		s.leaders[epoch] = leader
+	} else if prev != leader {
+		s.fail(1, "two leaders in epoch %d: %d and %d (reported by node %d)", epoch, prev, leader, n.id)
+	}
+}
+
+// apply checks invariant 2 for one committed entry, folds it into n's image, and completes the
+// client's write if n proposed it in that same epoch.
+func (s *sim) apply(n *node, e metadatalog.Entry) {
+	if want := uint64(len(n.log)) + 1; e.Offset != want {
+		s.fail(2, "node %d applied offset %d, but its next offset is %d", n.id, e.Offset, want)
+	}
+	if e.Offset <= uint64(len(s.history)) {
+		h := s.history[e.Offset-1]
+		if h.epoch != e.Epoch || h.data != string(e.Data) {
+			s.fail(2, "offset %d: node %d applied epoch %d data %x, but node %d applied epoch %d data %x at step %d",
+				e.Offset, n.id, e.Epoch, short(e.Data), h.node, h.epoch, short([]byte(h.data)), h.step)
+		}
+	} else {
+		s.history = append(s.history, historyEntry{epoch: e.Epoch, data: string(e.Data), node: n.id, step: s.now})
+	}
+	img, err := applyEntry(n.image, e)
+	if err != nil {
+		s.fail(4, "node %d: %v", n.id, err)
+	}
+	n.image = img
+	n.log = append(n.log, e)
+	if p, ok := n.pending[e.Offset]; ok {
+		delete(n.pending, e.Offset)
+		if p.epoch != e.Epoch {
+			s.stats.Superseded++ // another leader's entry won the offset: the write failed, honestly
+			return
+		}
+		if string(p.data) != string(e.Data) {
+			s.fail(3, "node %d acknowledged offset %d epoch %d, but the committed data is not what was proposed", n.id, e.Offset, e.Epoch)
+		}
+		s.acked = append(s.acked, ack{offset: e.Offset, epoch: e.Epoch, data: p.data, node: n.id})
+		s.stats.Acked++
+		if s.probe != nil && string(p.data) == string(s.probe) {
+			s.probeAcked = e.Offset
+		}
+	}
+}
+
+func applyEntry(img *metadatalog.Image, e metadatalog.Entry) (*metadatalog.Image, error) {
+	var batch *metadatapb.RecordBatch
+	if len(e.Data) > 0 { // Raft's own empty entries carry no batch but still advance the offset
+		batch = new(metadatapb.RecordBatch)
+		if err := proto.Unmarshal(e.Data, batch); err != nil {
+			return nil, fmt.Errorf("offset %d does not decode as a record batch: %w", e.Offset, err)
+		}
+	}
+	return img.Apply(e.Offset, e.Epoch, batch)
+}
+
+// transmit puts one message on the wire, unless the network loses it.
+func (s *sim) transmit(n *node, m *raftpb.Message) {
+	to := m.GetTo()
+	if to == n.id {
+		return // sync-mode Raft keeps self-messages to itself; never loop one back
+	}
+	if to == 0 || to > uint64(len(s.nodes)) {
+		s.fail(0, "node %d sent a message to unknown node %d", n.id, to)
+	}
+	s.stats.Sent++
+	if s.nodes[to-1].r == nil || s.net.cut(n.id, to) {
+		// A real transport sees the connection fail; Raft then probes instead of streaming.
+		s.stats.Dropped++
+		if !containsID(n.unreachable, to) {
+			n.unreachable = append(n.unreachable, to)
+		}
+		return
+	}
+	if s.faulty && s.rng.Float64() < s.f.Drop {
+		s.stats.Dropped++
+		return
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		s.fail(0, "node %d: message does not encode: %v", n.id, err)
+	}
+	s.net.send(s.now+s.delay(), n.id, to, data)
+	if s.faulty && s.rng.Float64() < s.f.Duplicate {
+		s.stats.Duplicated++
+		s.net.send(s.now+s.delay(), n.id, to, data)
+	}
+}
+
+func (s *sim) delay() int64 {
+	if s.faulty && s.rng.Float64() < s.f.LongDelay {
+		return 1 + s.rng.Int64N(int64(8*s.f.MaxDelay))
+	}
+	return 1 + s.rng.Int64N(int64(s.f.MaxDelay))
+}
+
+func containsID(ids []uint64, id uint64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// newBatch builds a distinguishable batch: its config value is unique, and now and then it changes
+// metadata.version, deletes a config or creates a uniquely named topic, so images have state to diverge.
+func (s *sim) newBatch(n *node) []byte {
+	s.seq++
+	key := fmt.Sprintf("key.%d", s.rng.IntN(6))
+	recs := []*metadatapb.Record{{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{
+		ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER, ResourceName: fmt.Sprint(n.id),
+		Name: key, Value: new(fmt.Sprintf("batch-%d-step-%d", s.seq, s.now)),
+	}}}}
+	if s.rng.Float64() < 0.3 {
+		recs = append(recs, &metadatapb.Record{Record: &metadatapb.Record_FeatureLevel{FeatureLevel: &metadatapb.FeatureLevelRecord{
+			Name: metadatalog.MetadataVersionFeature, FeatureLevel: int32(1 + s.rng.IntN(4)),
+		}}})
+	}
+	if s.rng.Float64() < 0.3 {
+		recs = append(recs, &metadatapb.Record{Record: &metadatapb.Record_NoOp{NoOp: &metadatapb.NoOpRecord{}}})
+	}
+	if s.rng.Float64() < 0.1 {
+		recs = append(recs, &metadatapb.Record{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{
+			ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER,
+			ResourceName: fmt.Sprint(1 + s.rng.IntN(len(s.nodes))), Name: fmt.Sprintf("key.%d", s.rng.IntN(6)),
+		}}})
+	}
+	if s.rng.Float64() < 0.05 {
+		id := make([]byte, 16)
+		id[0] = 0xab
+		binary.BigEndian.PutUint64(id[8:], uint64(s.seq))
+		name := fmt.Sprintf("topic-%d", s.seq)
+		recs = append(recs,
+			&metadatapb.Record{Record: &metadatapb.Record_Topic{Topic: &metadatapb.TopicRecord{Name: name, TopicId: id}}},
+			&metadatapb.Record{Record: &metadatapb.Record_Partition{Partition: &metadatapb.PartitionRecord{
+				TopicId: id, Replicas: []int32{1, 2, 3}, Isr: []int32{1, 2, 3}, Leader: 1,
+			}}})
+	}
+	data, err := proto.Marshal(&metadatapb.RecordBatch{Records: recs, AppendTimeMs: s.now})
+	if err != nil {
+		s.fail(0, "marshal batch: %v", err)
+	}
+	return data
+}
+
+// checkImages checks invariant 4 on every running node.
+func (s *sim) checkImages() {
+	for _, n := range s.nodes {
+		if n.r != nil {
+			s.checkImage(n)
+		}
+	}
+}
+
+func (s *sim) checkImage(n *node) {
+	fresh := metadatalog.EmptyImage()
+	for _, e := range n.log {
+		var err error
+		if fresh, err = applyEntry(fresh, e); err != nil {
+			s.fail(4, "node %d: replay: %v", n.id, err)
+		}
+	}
+	if len(n.log) > 0 && (n.image.Offset != fresh.Offset || n.image.Epoch != fresh.Epoch) {
+		s.fail(4, "node %d: image is at offset %d epoch %d, its log at offset %d epoch %d", n.id, n.image.Offset, n.image.Epoch, fresh.Offset, fresh.Epoch)
+	}
+	if d := diffRecords(n.image.Records(), fresh.Records()); d != "" {
+		s.fail(4, "node %d: image at offset %d differs from a fresh replay of its log: %s", n.id, n.image.Offset, d)
+	}
+	if n.image.MetadataVersion() != fresh.MetadataVersion() {
+		s.fail(4, "node %d: metadata.version %d, a fresh replay says %d", n.id, n.image.MetadataVersion(), fresh.MetadataVersion())
+	}
+}
+
+func diffRecords(got, want []*metadatapb.Record) string {
+	for i := range min(len(got), len(want)) {
+		if !proto.Equal(got[i], want[i]) {
+			return fmt.Sprintf("record %d is %v, want %v", i, got[i], want[i])
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d records, want %d", len(got), len(want))
+	}
+	return ""
+}
+
+// settle heals everything and runs until the quorum converges, then checks liveness (invariant 5) and
+// the end-state invariants 3 and 4.
+func (s *sim) settle() {
+	s.faulty = false
+	s.net.heal()
+	for _, n := range s.nodes {
+		if n.r == nil {
+			s.start(n)
+		}
+	}
+	deadline := s.now + settleSteps
+	s.runUntil(deadline, "converge after healing", s.converged)
+
+	// Liveness: a fresh write must commit everywhere. If leadership moves before it commits, propose
+	// again on whoever leads then; the deadline bounds the retries.
+	for s.probeAcked == 0 {
+		if s.now >= deadline {
+			s.fail(5, "no proposal committed within %d steps of healing: %s", settleSteps, s.describe())
+		}
+		if l := s.leader(); l != nil && !s.probePending(l) {
+			s.forced = l
+		}
+		s.step()
+	}
+	probe := s.probeAcked
+	s.runUntil(deadline, fmt.Sprintf("apply the probe at offset %d everywhere", probe), func() bool {
+		return s.converged() && uint64(len(s.nodes[0].log)) >= probe
+	})
+	s.stats.CommitIndex = uint64(len(s.nodes[0].log))
+
+	for _, a := range s.acked {
+		for _, n := range s.nodes {
+			if uint64(len(n.log)) < a.offset {
+				s.fail(3, "write acknowledged by node %d at offset %d epoch %d is missing on node %d, whose log ends at %d", a.node, a.offset, a.epoch, n.id, len(n.log))
+			}
+			if e := n.log[a.offset-1]; e.Epoch != a.epoch || string(e.Data) != string(a.data) {
+				s.fail(3, "write acknowledged by node %d at offset %d epoch %d was replaced on node %d by epoch %d data %x", a.node, a.offset, a.epoch, n.id, e.Epoch, short(e.Data))
+			}
+		}
+	}
+	s.checkImages()
+	want := s.nodes[0].image.Records()
+	for _, n := range s.nodes[1:] {
+		if d := diffRecords(n.image.Records(), want); d != "" {
+			s.fail(4, "node %d's image differs from node 1's after convergence: %s", n.id, d)
+		}
+	}
+}
+
+func (s *sim) probePending(l *node) bool {
+	for _, p := range l.pending {
+		if string(p.data) == string(s.probe) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sim) runUntil(deadline int64, what string, done func() bool) {
+	for !done() {
+		if s.now >= deadline {
+			s.fail(5, "did not %s within %d steps of healing: %s", what, settleSteps, s.describe())
+		}
+		s.step()
+	}
+}
+
+// converged holds when exactly one node leads, every node follows it in its epoch, and every log and
+// applied offset equals the leader's.
+func (s *sim) converged() bool {
+	var l *node
+	for _, n := range s.nodes {
+		if n.r == nil {
+			return false
+		}
+		if n.r.IsLeader() {
+			if l != nil {
+				return false
+			}
+			l = n
+		}
+	}
+	if l == nil {
+		return false
+	}
+	lead, epoch := l.r.Leader()
+	last := l.r.LastIndex()
+	for _, n := range s.nodes {
+		nl, ne := n.r.Leader()
+		if nl != lead || ne != epoch || n.r.LastIndex() != last || uint64(len(n.log)) != last {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sim) describe() string {
+	var b strings.Builder
+	for _, n := range s.nodes {
+		if n.r == nil {
+			fmt.Fprintf(&b, "[node %d down] ", n.id)
+			continue
+		}
+		lead, epoch := n.r.Leader()
+		st := n.r.Status()
+		fmt.Fprintf(&b, "[node %d %v epoch %d leader %d last %d commit %d applied %d] ",
+			n.id, st.RaftState, epoch, lead, n.r.LastIndex(), st.HardState.GetCommit(), len(n.log))
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func short(b []byte) []byte {
+	if len(b) > 16 {
+		return b[:16]
+	}
+	return b
+}
