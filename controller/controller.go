@@ -90,8 +90,8 @@ func (c *Controller) Close() {
 // APIs lists what the controller port serves besides ApiVersions.
 func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 	return map[int16]kafkaserver.VersionRange{
-		(&kmsg.DescribeQuorumRequest{}).Key(): {Min: 0, Max: 2},
-		(&kmsg.UpdateFeaturesRequest{}).Key(): {Min: 0, Max: 2},
+		(&kmsg.DescribeQuorumRequest{}).Key():  {Min: 0, Max: 2},
+		(&kmsg.UpdateFeaturesRequest{}).Key():  {Min: 0, Max: 2},
 		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: 1},
 	}
 }
