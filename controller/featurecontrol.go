@@ -54,6 +54,9 @@ func (featureControl) updateFeatures(img *metadatalog.Image, updates []featureUp
 			return nil, kerr.InvalidUpdateVersion, fmt.Sprintf("Invalid update version %d for feature %s: the local controller only supports versions %d-%d.",
 				u.level, u.name, metadatalog.MinMetadataVersion.Level, metadatalog.LatestMetadataVersion.Level)
 		}
+		if msg := brokersRefusing(img, u); msg != "" {
+			return nil, kerr.InvalidUpdateVersion, msg
+		}
 		switch {
 		case u.level < cur && u.upgradeType == upgradeTypeUpgrade:
 			return nil, kerr.InvalidUpdateVersion, fmt.Sprintf("Invalid update version %d for feature %s: Can't downgrade the version of this feature without setting the upgrade type to either safe or unsafe downgrade.", u.level, u.name)
@@ -72,6 +75,27 @@ func (featureControl) updateFeatures(img *metadatalog.Image, updates []featureUp
 			Name: u.name, FeatureLevel: int32(target.Level)}}})
 	}
 	return records, nil, ""
+}
+
+// brokersRefusing names the first registered broker, fenced or not, that cannot run at the target
+// level. A broker that reported no metadata.version range is taken to support only level 1, as Kafka does.
+func brokersRefusing(img *metadatalog.Image, u featureUpdate) string {
+	for _, b := range img.Brokers() {
+		lo, hi, reported := int32(1), int32(1), false
+		for _, f := range b.Features {
+			if f.GetName() == u.name {
+				lo, hi, reported = f.GetMinSupportedVersion(), f.GetMaxSupportedVersion(), true
+			}
+		}
+		if int32(u.level) >= lo && int32(u.level) <= hi {
+			continue
+		}
+		if !reported && u.level > 1 {
+			return fmt.Sprintf("Invalid update version %d for feature %s. Broker %d does not support this feature.", u.level, u.name, b.ID)
+		}
+		return fmt.Sprintf("Invalid update version %d for feature %s. Broker %d only supports versions %d-%d.", u.level, u.name, b.ID, lo, hi)
+	}
+	return ""
 }
 
 // updatesFromRequest reads UpdateFeatures v0 (AllowDowngrade) and v1+ (UpgradeType) alike.

@@ -294,6 +294,9 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		if _, dup := byName.Get([]byte(t.GetName())); dup {
 			return fmt.Sprintf("topic %q created twice", t.GetName())
 		}
+		if other, dup := byID.Get(id[:]); dup {
+			return fmt.Sprintf("topic %q reuses the id of topic %q", t.GetName(), other.Name)
+		}
 		byID.Insert(id[:], &Topic{ID: id, Name: t.GetName()})
 		byName.Insert([]byte(t.GetName()), id)
 	case *metadatapb.Record_Partition:

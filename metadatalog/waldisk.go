@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Disk is where a replica makes its Raft state durable before it acts on it: Raft requires the hard state and
@@ -141,12 +142,47 @@ func tornAt(seg []byte, off int64) bool {
 		// a length field almost always claims more than a whole segment, which no record of ours holds.
 		return recBytes >= 0 && recBytes <= walSegmentBytes
 	}
-	for _, b := range seg[end:] {
-		if b != 0 {
+	if !allZero(seg[end:]) {
+		return false
+	}
+	// A flipped bit in the length word can also claim a longer record that still ends inside the
+	// preallocated zeros, swallowing the records after it. The record's own encoding says how long it
+	// really is; a torn write leaves only zeros past that point, never more records.
+	if n, ok := selfDescribedLength(seg[off+8 : off+8+recBytes]); ok && n < recBytes {
+		return allZero(seg[off+8+n : end])
+	}
+	return true
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
 			return false
 		}
 	}
 	return true
+}
+
+// selfDescribedLength parses a WAL record's protobuf fields (type, crc, data) and returns how many
+// bytes they occupy; ok is false when the bytes do not parse as far as the data field, as in a record
+// whose header never reached the disk.
+func selfDescribedLength(b []byte) (int64, bool) {
+	n := 0
+	for n < len(b) {
+		num, typ, l := protowire.ConsumeTag(b[n:])
+		if l < 0 || num < 1 || num > 3 {
+			return 0, false
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n+l:])
+		if m < 0 {
+			return 0, false
+		}
+		n += l + m
+		if num == 3 {
+			return int64(n), true
+		}
+	}
+	return 0, false
 }
 
 // Save implements Disk; the WAL itself decides when Raft needs an fsync, which is at least as often as mustSync.

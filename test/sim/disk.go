@@ -67,6 +67,7 @@ func (d *fakeDisk) crash(rng *rand.Rand) (kept, lost int) {
 	kept = rng.IntN(len(d.unsynced) + 1)
 	lost = len(d.unsynced) - kept
 	d.fold(kept)
+	d.unsynced = nil
 	return kept, lost
 }
 

@@ -377,10 +377,19 @@ func (s *sim) drive(n *node, proposals int, probing bool) {
 	if (s.now+n.phase)%tickEvery == 0 {
 		n.r.Tick()
 	}
-	for _, m := range n.inbox {
+	// Usually one Ready covers everything that arrived, as in the Log; sometimes each message gets its
+	// own, so that Raft's Readies come in other shapes too.
+	perMessage := s.rng.Float64() < 0.2
+	inbox := n.inbox
+	n.inbox = nil
+	for _, m := range inbox {
 		_ = n.r.Step(m) // a stale or unknown message is Raft's to ignore
+		if perMessage {
+			if s.process(n); n.r == nil {
+				return // crashed in the middle of a sync
+			}
+		}
 	}
-	n.inbox = n.inbox[:0]
 	for _, id := range n.unreachable {
 		n.r.ReportUnreachable(id)
 		s.stats.Unreachables++
