@@ -8,7 +8,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -151,6 +150,13 @@ func (c *Controller) fatal(err error) {
 }
 
 func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
+	if ev.Failed != nil && c.state.active {
+		// What we built on that offset is void; give up activity so the speculative image and every
+		// parked request are dropped. The leadership change that caused it is normally right behind.
+		c.log.Warn("a proposal did not land where expected; resigning as active controller", "expected", ev.Failed.Expected, "err", ev.Failed.Err)
+		c.state.resign()
+		c.active.Store(false)
+	}
 	if ev.Leader != nil {
 		wasActive := c.state.active
 		c.state.leaderChanged(ev.Leader.Leader, ev.Leader.Epoch)
@@ -177,8 +183,9 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 }
 
 // write appends records as one batch on behalf of the active controller and parks complete until the
-// batch commits (true) or leadership is lost (false). It runs on the event loop; only an error that
-// must stop the node is returned.
+// batch commits (true) or leadership is lost (false). It does not wait for the log: requests queued
+// behind it go into the same Raft Ready and share one fsync. It runs on the event loop; only an error
+// that must stop the node is returned.
 func (c *Controller) write(records []*metadatapb.Record, complete func(committed bool)) error {
 	if !c.state.active {
 		complete(false)
@@ -189,21 +196,12 @@ func (c *Controller) write(records []*metadatapb.Record, complete func(committed
 	if err != nil {
 		return err
 	}
-	res, err := c.mlog.Append(context.Background(), data)
+	offset, err := c.state.wrote(batch, complete)
 	if err != nil {
-		if errors.Is(err, metadatalog.ErrNotLeader) {
-			complete(false)
-			return nil
-		}
-		return err
-	}
-	if res.Epoch != c.state.epoch {
-		// Leadership moved between the last event we saw and the append; that event is on its way.
-		complete(false)
-		return nil
-	}
-	if err := c.state.wrote(res.Offset, res.Epoch, batch, complete); err != nil {
 		return fmt.Errorf("the controller generated a batch it cannot apply: %w", err)
+	}
+	if err := c.mlog.ProposeAt(context.Background(), data, offset); err != nil {
+		return err
 	}
 	return nil
 }

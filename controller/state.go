@@ -30,7 +30,10 @@ type quorumState struct {
 	// active: this node leads epoch and has applied through the first entry of that epoch, so its image
 	// holds everything any earlier leader committed.
 	active bool
-	parked []parkedWrite
+	// nextOffset is where this active controller's next batch will land: it is the only writer of its
+	// epoch, and its epoch's first entry was the last in the log when it activated.
+	nextOffset uint64
+	parked     []parkedWrite
 }
 
 func newQuorumState(nodeID uint64) *quorumState {
@@ -89,18 +92,22 @@ func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated boo
 		if s.leader == s.nodeID && e.Epoch == s.epoch {
 			// The first entry of our own epoch has been applied, so everything before it has too.
 			s.active, activated = true, true
+			s.nextOffset = e.Offset + 1
 		}
 	}
 	return activated, nil
 }
 
-// wrote records a batch this active controller has appended: the speculative image advances at once.
-func (s *quorumState) wrote(offset, epoch uint64, batch *metadatapb.RecordBatch, complete func(bool)) error {
-	next, err := s.speculative.Apply(offset, epoch, batch)
+// wrote records a batch this active controller is appending at nextOffset: the speculative image
+// advances at once, so the next request sees it, and complete waits for the commit.
+func (s *quorumState) wrote(batch *metadatapb.RecordBatch, complete func(bool)) (offset uint64, err error) {
+	offset = s.nextOffset
+	next, err := s.speculative.Apply(offset, s.epoch, batch)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	s.speculative = next
+	s.nextOffset++
 	s.parked = append(s.parked, parkedWrite{offset: offset, complete: complete})
-	return nil
+	return offset, nil
 }

@@ -201,10 +201,10 @@ func TestQuorumStateWroteAdvancesOnlySpeculative(t *testing.T) {
 	s := stActiveLeader(t)
 	committed := s.committed
 	var rec stRecorder
-	if err := s.wrote(4, 3, stTopicBatch("a"), rec.complete(4)); err != nil {
+	if err := stWrote(t, s, 4, stTopicBatch("a"), rec.complete(4)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.wrote(5, 3, stTopicBatch("b"), rec.complete(5)); err != nil {
+	if err := stWrote(t, s, 5, stTopicBatch("b"), rec.complete(5)); err != nil {
 		t.Fatal(err)
 	}
 	if !stHasTopic(s.speculative, "a") || !stHasTopic(s.speculative, "b") || s.speculative.Offset != 5 {
@@ -217,7 +217,7 @@ func TestQuorumStateWroteAdvancesOnlySpeculative(t *testing.T) {
 		t.Fatalf("writes completed before they committed: %v", rec.calls)
 	}
 	// A write the speculative image cannot take is refused and not parked.
-	if err := s.wrote(6, 3, stTopicBatch("a"), rec.complete(6)); err == nil {
+	if err := stWrote(t, s, 6, stTopicBatch("a"), rec.complete(6)); err == nil {
 		t.Fatal("wrote accepted a duplicate topic")
 	} else if ae := (*metadatalog.ApplyError)(nil); !errors.As(err, &ae) {
 		t.Fatalf("wrote error %T, want *metadatalog.ApplyError", err)
@@ -242,7 +242,7 @@ func TestQuorumStateParkedWritesCompleteInOrder(t *testing.T) {
 			s := stActiveLeader(t)
 			var rec stRecorder
 			for _, off := range []uint64{4, 5, 6} {
-				if err := s.wrote(off, 3, stTopicBatch(fmt.Sprintf("t%d", off)), rec.complete(off)); err != nil {
+				if err := stWrote(t, s, off, stTopicBatch(fmt.Sprintf("t%d", off)), rec.complete(off)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -298,7 +298,7 @@ func TestQuorumStateLosingLeadershipFailsParkedWrites(t *testing.T) {
 			s := stActiveLeader(t)
 			var rec stRecorder
 			for _, off := range []uint64{4, 5, 6} {
-				if err := s.wrote(off, 3, stTopicBatch(fmt.Sprintf("t%d", off)), rec.complete(off)); err != nil {
+				if err := stWrote(t, s, off, stTopicBatch(fmt.Sprintf("t%d", off)), rec.complete(off)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -402,4 +402,17 @@ func TestQuorumStateImpossibleRecord(t *testing.T) {
 	if _, err := s.applyCommitted([]metadatalog.Entry{{Offset: 2, Epoch: 1, Data: stData(t, b)}}); !errors.As(err, &ae) || ae.Offset != 2 {
 		t.Fatalf("applyCommitted = %v, want *metadatalog.ApplyError at offset 2", err)
 	}
+}
+
+// stWrote appends at the state's next offset and checks that offset is the one the test expects.
+func stWrote(t *testing.T, s *quorumState, want uint64, batch *metadatapb.RecordBatch, complete func(bool)) error {
+	t.Helper()
+	if s.nextOffset != want {
+		t.Fatalf("next offset is %d, want %d", s.nextOffset, want)
+	}
+	off, err := s.wrote(batch, complete)
+	if err == nil && off != want {
+		t.Fatalf("wrote at offset %d, want %d", off, want)
+	}
+	return err
 }

@@ -57,6 +57,7 @@ type LeaderChange struct {
 // Event is what the log tells its state machine, in log order: a leadership change, committed entries,
 // or both (the change happened first).
 type Event struct {
+	Failed    *ProposalFailure
 	Leader    *LeaderChange
 	Committed []Entry
 	// HighWatermark is the commit offset known when the event was produced.
@@ -79,8 +80,18 @@ type QuorumStatus struct {
 }
 
 type appendRequest struct {
-	data  []byte
+	data []byte
+	// reply is nil for ProposeAt, whose outcome arrives as an Event.
 	reply chan appendReply
+	// expected is the offset a ProposeAt caller has already built on (0 for Append).
+	expected uint64
+}
+
+// ProposalFailure says that a ProposeAt did not land at the offset its caller expected, so whatever
+// the caller built on that offset is void.
+type ProposalFailure struct {
+	Expected uint64
+	Err      error
 }
 
 type appendReply struct {
@@ -133,19 +144,20 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	for id := range cfg.Voters {
 		voters = append(voters, id)
 	}
-	replica, err := NewReplica(ReplicaConfig{ID: cfg.NodeID, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1, Storage: storage, Disk: disk})
-	if err != nil {
-		disk.Close()
-		return nil, err
-	}
 	l := &Log{
-		cfg: cfg, log: cfg.Logger, replica: replica, disk: disk,
+		cfg: cfg, log: cfg.Logger, disk: disk,
 		propc: make(chan appendRequest, 1024), recvc: make(chan *raftpb.Message, 4096),
 		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*AppendResult{}, lastFetch: map[uint64]time.Time{}, lastCaughtUp: map[uint64]time.Time{},
 	}
 	l.events.signal = make(chan struct{}, 1)
+	replica, err := NewReplica(ReplicaConfig{ID: cfg.NodeID, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1, Storage: storage, Disk: disk, SendEarly: l.send})
+	if err != nil {
+		disk.Close()
+		return nil, err
+	}
+	l.replica = replica
 	l.transport = NewTransport(TransportConfig{
 		Self: cfg.NodeID, ClusterID: cfg.ClusterID, Peers: cfg.Voters, Logger: cfg.Logger,
 		Deliver: func(m *raftpb.Message) {
@@ -186,6 +198,21 @@ func (l *Log) Append(ctx context.Context, data []byte) (*AppendResult, error) {
 		return r.res, r.err
 	case <-l.donec:
 		return nil, l.stoppedErr()
+	}
+}
+
+// ProposeAt proposes one batch that the caller expects at offset expected, without waiting for it:
+// the active controller is the only writer of its epoch, so it knows each next offset and can go on
+// building on it while Raft groups its proposals into one fsync. If the batch does not land there, a
+// ProposalFailure event says so; commits arrive as usual.
+func (l *Log) ProposeAt(ctx context.Context, data []byte, expected uint64) error {
+	select {
+	case l.propc <- appendRequest{data: data, expected: expected}:
+		return nil
+	case <-l.donec:
+		return l.stoppedErr()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -281,10 +308,18 @@ func (l *Log) run() {
 
 func (l *Log) propose(waiting []appendRequest, req appendRequest) []appendRequest {
 	if err := l.replica.Propose(req.data); err != nil {
-		req.reply <- appendReply{err: err}
+		l.reject(req, err)
 		return waiting
 	}
 	return append(waiting, req)
+}
+
+func (l *Log) reject(req appendRequest, err error) {
+	if req.reply != nil {
+		req.reply <- appendReply{err: err}
+		return
+	}
+	l.events.push(Event{Failed: &ProposalFailure{Expected: req.expected, Err: err}})
 }
 
 func (l *Log) step(m *raftpb.Message) {
@@ -302,32 +337,45 @@ func (l *Log) step(m *raftpb.Message) {
 	}
 }
 
+// send hands messages for peers to the transport; Raft's messages to this node itself are handled
+// inside Raft.
+func (l *Log) send(msgs []*raftpb.Message) {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if m.GetTo() != l.cfg.NodeID {
+			out = append(out, m)
+		}
+	}
+	l.transport.Send(out)
+}
+
 // process handles one Ready: offsets for the accepted proposals, messages out, commits and leadership in.
 func (l *Log) process(accepted []appendRequest) error {
 	replied := false
 	out, err := l.replica.Process(func(offsets []uint64, epoch uint64) {
 		replied = true
 		for i, off := range offsets {
+			req := accepted[i]
+			if req.reply == nil {
+				if off != req.expected {
+					l.reject(req, fmt.Errorf("the batch landed at offset %d, not %d", off, req.expected))
+				}
+				continue
+			}
 			res := &AppendResult{Offset: off, Epoch: epoch, done: make(chan struct{})}
 			l.pending[off] = res
-			accepted[i].reply <- appendReply{res: res}
+			req.reply <- appendReply{res: res}
 		}
 	})
 	if !replied {
 		for _, req := range accepted {
-			req.reply <- appendReply{err: fmt.Errorf("raft did not take the proposal: %v", err)}
+			l.reject(req, fmt.Errorf("raft did not take the proposal: %v", err))
 		}
 	}
 	if err != nil {
 		return err
 	}
-	msgs := out.Messages[:0]
-	for _, m := range out.Messages {
-		if m.GetTo() != l.cfg.NodeID {
-			msgs = append(msgs, m)
-		}
-	}
-	l.transport.Send(msgs)
+	l.send(out.Messages)
 
 	var ev Event
 	if out.LeaderChanged {

@@ -31,6 +31,11 @@ type ReplicaConfig struct {
 	Storage        *raft.MemoryStorage
 	Disk           Disk
 	Logger         raft.Logger
+	// SendEarly, when set, receives a leader's messages before its own disk write rather than in
+	// Output: a leader may replicate entries while it persists them (Raft paper §10.2.1), which takes
+	// its fsync off the commit path. Followers and candidates always persist first, since their
+	// messages (votes, acknowledgements) promise durable state.
+	SendEarly func(msgs []*raftpb.Message)
 }
 
 // Replica drives one Raft participant and nothing else: it makes each Ready durable through its Disk and
@@ -42,6 +47,7 @@ type Replica struct {
 	rn      *raft.RawNode
 	storage *raft.MemoryStorage
 	disk    Disk
+	early   func(msgs []*raftpb.Message)
 
 	// proposed counts proposals accepted since the last Process; they are the last entries of the next Ready.
 	proposed int
@@ -99,10 +105,12 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 		Applied:                   0,
 		MaxSizePerMsg:             1 << 20,
 		MaxInflightMsgs:           256,
-		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		StepDownOnRemoval:         true,
+		// No cap on uncommitted entries: a dropped proposal would break the controller's offset
+		// prediction, and the controller's own request flow already bounds the backlog.
+		MaxUncommittedEntriesSize: 0,
 		// A follower must never forward: a forwarded proposal would be counted here yet appear in
 		// another node's log, and the writer would be told a wrong offset.
 		DisableProposalForwarding: true,
@@ -115,7 +123,7 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Replica{id: cfg.ID, rn: rn, storage: cfg.Storage, disk: cfg.Disk, term: hs.GetTerm(), state: raft.StateFollower}, nil
+	return &Replica{id: cfg.ID, rn: rn, storage: cfg.Storage, disk: cfg.Disk, early: cfg.SendEarly, term: hs.GetTerm(), state: raft.StateFollower}, nil
 }
 
 // Tick advances Raft's logical clock by one tick.
@@ -210,6 +218,11 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
 		return out, errors.New("received a Raft snapshot; snapshot transfer is not supported by this version")
 	}
+	sentEarly := false
+	if r.early != nil && r.state == raft.StateLeader && len(rd.Messages) > 0 {
+		r.early(rd.Messages)
+		sentEarly = true
+	}
 	if err := r.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 		return out, fmt.Errorf("persist raft state: %w", err)
 	}
@@ -223,7 +236,9 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 			return out, err
 		}
 	}
-	out.Messages = rd.Messages
+	if !sentEarly {
+		out.Messages = rd.Messages
+	}
 	for _, e := range rd.CommittedEntries {
 		switch e.GetType() {
 		case raftpb.EntryNormal:

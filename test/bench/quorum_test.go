@@ -16,7 +16,7 @@ import (
 	"github.com/kraftgo/kraft/metadatalog"
 )
 
-// Workload sizes. The whole benchmark takes about a minute on a 2-core machine.
+// Workload sizes. The whole benchmark takes under a minute on a 2-core machine.
 const (
 	appendWarmup   = 200
 	appendRequests = 2000
@@ -281,7 +281,7 @@ func (r *run) print(out io.Writer) {
 	row("loopback TCP round trip, 64 B", r.rtt)
 	row("single append, 1 client sequential", r.single)
 	for _, l := range r.loads {
-		fmt.Fprintf(w, "appends, %d concurrent clients, %v\t%d\t%.3f\t%.3f\t%.3f\t%.0f/s\t\n", l.clients, loadDuration, l.appends, ms(l.lat.p50), ms(l.lat.p99), ms(l.lat.max), l.perSecond())
+		fmt.Fprintf(w, "appends for %v, %s\t%d\t%.3f\t%.3f\t%.3f\t%.0f/s\t\n", loadDuration, clientsName(l.clients), l.appends, ms(l.lat.p50), ms(l.lat.p99), ms(l.lat.max), l.perSecond())
 	}
 	if a := r.applyPartitions; a != nil {
 		fmt.Fprintf(w, "Image.Apply, Topic+PartitionRecords, 1000/batch\t%d\t\t\t\t%.0f rec/s\t\n", a.records, a.applyRate())
@@ -359,6 +359,13 @@ func (r *run) print(out io.Writer) {
 			rate, best.clients, perEntry, committedRecordsTarget, rate/committedRecordsTarget, verdict(rate >= committedRecordsTarget))
 	}
 	fmt.Fprintln(out)
+}
+
+func clientsName(n int) string {
+	if n == 1 {
+		return "1 client"
+	}
+	return fmt.Sprintf("%d concurrent clients", n)
 }
 
 func perSync(e float64) string {
