@@ -98,16 +98,16 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 		return nil, err
 	}
 	rc := &raft.Config{
-		ID:                        cfg.ID,
-		ElectionTick:              cfg.ElectionTicks,
-		HeartbeatTick:             cfg.HeartbeatTicks,
-		Storage:                   staticVoters{cfg.Storage, cfg.Voters},
-		Applied:                   0,
-		MaxSizePerMsg:             1 << 20,
-		MaxInflightMsgs:           256,
-		CheckQuorum:               true,
-		PreVote:                   true,
-		StepDownOnRemoval:         true,
+		ID:                cfg.ID,
+		ElectionTick:      cfg.ElectionTicks,
+		HeartbeatTick:     cfg.HeartbeatTicks,
+		Storage:           staticVoters{cfg.Storage, cfg.Voters},
+		Applied:           0,
+		MaxSizePerMsg:     1 << 20,
+		MaxInflightMsgs:   256,
+		CheckQuorum:       true,
+		PreVote:           true,
+		StepDownOnRemoval: true,
 		// No cap on uncommitted entries: a dropped proposal would break the controller's offset
 		// prediction, and the controller's own request flow already bounds the backlog.
 		MaxUncommittedEntriesSize: 0,
