@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -418,7 +420,7 @@ func (l *Log) status() QuorumStatus {
 		return qs
 	}
 	now := time.Now()
-	for id := range l.cfg.Voters {
+	for _, id := range slices.Sorted(maps.Keys(l.cfg.Voters)) {
 		vs := VoterState{ID: id}
 		if id == l.cfg.NodeID {
 			vs.LogEndOffset, vs.LastFetch, vs.LastCaughtUp = qs.LastIndex, now, now
