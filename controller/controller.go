@@ -227,14 +227,16 @@ type writeOutcome struct {
 // runWrite is the common path of every write API: generate runs on the loop against the speculative
 // image and returns the records (none for a pure validation or a refusal); the outcome arrives when they
 // commit or can no longer.
-func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image) []*metadatapb.Record) writeOutcome {
+// generate also learns the offset its records will land at (a broker's epoch is the offset of its
+// registration).
+func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image, offset uint64) []*metadatapb.Record) writeOutcome {
 	done := make(chan writeOutcome, 1)
 	ok := c.submit(ctx, func() {
 		if !c.state.active {
 			done <- writeOutcome{notController: true}
 			return
 		}
-		records := generate(c.state.speculative)
+		records := generate(c.state.speculative, c.state.nextOffset)
 		if len(records) == 0 {
 			done <- writeOutcome{}
 			return

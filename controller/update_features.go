@@ -18,7 +18,7 @@ func (c *Controller) handleUpdateFeatures(ctx context.Context, req *kmsg.UpdateF
 	updates := updatesFromRequest(req)
 	var code *kerr.Error
 	var msg string
-	o := c.runWrite(ctx, func(img *metadatalog.Image) []*metadatapb.Record {
+	o := c.runWrite(ctx, func(img *metadatalog.Image, _ uint64) []*metadatapb.Record {
 		records, e, m := c.features.updateFeatures(img, updates)
 		code, msg = e, m
 		if e != nil || req.ValidateOnly {

@@ -7,13 +7,15 @@
 // The real Log runs Raft on goroutines, timers, TCP and fsync, so a bad interleaving shows up once in a
 // thousand runs and never again. Here everything that could vary is drawn from one seed, so a failure
 // is a replay command away. metadatalog.Replica was built for this: it has no clock (we call Tick) and
-// no network (we deliver its Messages), and it makes each Ready durable through an injected Disk before
-// handing back what to send.
+// no network (we deliver its Messages), and it makes each Ready durable through an injected Disk, which
+// here is a fake that can lose exactly what a real disk may lose.
 //
 // # What is faked, and how
 //
 //   - Clock. Time is a step counter. Every replica ticks once every tickEvery steps, each with its own
-//     phase, so elections do not start in lockstep.
+//     phase, so elections do not start in lockstep. In each step a running node gets one group (tick,
+//     the messages that arrived, client proposals) and one Process, as the Log batches them; one
+//     group in five processes after every message instead, so Readies come in other shapes too.
 //   - Network. One queue of marshalled messages, each with its own delivery step. A seeded RNG drops
 //     messages, delays them (a random delay also reorders them), duplicates a few, and partitions the
 //     voters into two random groups for a while before healing. Messages travel as bytes so that no
@@ -24,6 +26,9 @@
 //     entries first and the hard state last, and an entry replaces every entry from its index on, just
 //     as a WAL replay does when Raft has truncated a conflicting tail. A crash may also strike in the
 //     middle of a synced Save, before anything it was meant to make durable is sent.
+//   - Early sends. The Log lets a leader replicate while it fsyncs (ReplicaConfig.SendEarly, Raft
+//     thesis §10.2.1). Three incarnations in four do the same, so a leader's entries can be on its
+//     followers and lost from its own torn tail; the rest send only what is durable.
 //   - Crash and restart. A crashed node loses its replica, its image and its clients' pending writes.
 //     On restart its raft.MemoryStorage is rebuilt from the disk's surviving state, a new Replica
 //     starts from it, and the image starts empty: Replica starts Raft with Applied=0, so Raft hands
@@ -33,8 +38,9 @@
 //     replace that source per seed with testing/cryptotest.SetGlobalRandom, which is why seeds run one
 //     after another instead of in parallel: a shared source would make a seed's draws depend on the
 //     others.
-//   - Clients. At random steps a client proposes one to three batches on a node (usually one that
-//     believes it leads). Each batch is a metadatapb.RecordBatch whose records carry a unique config
+//   - Clients. At random steps a client proposes one to three batches on a node: usually the leader
+//     once it is active (below), sometimes a leader that is not yet active or a node that does not
+//     lead. Each batch is a metadatapb.RecordBatch whose records carry a unique config
 //     value, so every batch is distinguishable. onProposed gives the (offset, epoch) of each; the write
 //     is acknowledged when that node applies a committed entry at that offset in that same epoch, which
 //     is Raft's commit rule for a leader's own term.
@@ -58,6 +64,10 @@
 //     every node's committed log. An acknowledgement with other data than proposed also fails.
 //  4. Every node's image, maintained batch by batch, equals a fresh replay of its committed log.
 //  5. Liveness once healed: a leader exists, and a new proposal commits on every node.
+//  6. An active leader knows its offsets in advance. A leader is active once it has applied the first
+//     entry of its own epoch (DESIGN.md's active controller); from then on each batch it proposes
+//     lands right after the previous one. The controller's ProposeAt builds its speculative image on
+//     that prediction, so a miss would make it resign for nothing, or worse.
 //
 // Invariant 0 stands for everything else that must not happen: a Raft panic, a Process error other than
 // an injected crash, or a proposal Raft accepted without reporting its offset.

@@ -49,7 +49,7 @@ type Faults struct {
 	Client float64
 }
 
-// DefaultFaults are tuned so that a 4,000-step run sees a few crashes (some of the leader), a few
+// DefaultFaults are tuned so that a 5,000-step run sees a few crashes (some of the leader), a few
 // partitions, and a few hundred acknowledged writes.
 func DefaultFaults() Faults {
 	return Faults{
@@ -85,14 +85,16 @@ func (v *Violation) Error() string {
 
 // Stats say what a run exercised, so that a quiet harness can be told from a healthy one.
 type Stats struct {
-	Steps, SettleSteps                      int64
-	Epochs                                  int // epochs that had a leader
-	Crashes, LeaderCrashes, CrashesInSync   int
-	TornRecordsKept, TornRecordsLost        int
-	Partitions                              int
-	Proposed, Rejected, Acked, Superseded   int
-	Sent, Dropped, Duplicated, Unreachables int
-	CommitIndex                             uint64
+	Steps, SettleSteps                    int64
+	Epochs                                int // epochs that had a leader
+	Crashes, LeaderCrashes, CrashesInSync int
+	TornRecordsKept, TornRecordsLost      int
+	Partitions                            int
+	Proposed, Rejected, Acked, Superseded int
+	Activations, Predicted                int
+	Sent, SentEarly, Dropped, Duplicated  int
+	Unreachables                          int
+	CommitIndex                           uint64
 }
 
 // Result is the outcome of Run. Trace is a digest of everything observable that happened, so two runs
@@ -135,6 +137,15 @@ type node struct {
 	pending map[uint64]proposal
 	// maxEpoch is the highest epoch this node ever reported, across crashes.
 	maxEpoch uint64
+
+	// The active-controller model of invariant 6. leader and epoch are from the last Output; a leader
+	// activates when it applies the first entry of its own epoch and then predicts every offset, as
+	// the controller's ProposeAt does. An epoch in which it proposed before activating, or had a
+	// proposal refused, is one the controller would have resigned from: no prediction is checked.
+	leader, epoch uint64
+	activeEpoch   uint64 // 0 when not active
+	nextOffset    uint64
+	unpredictable uint64
 
 	inbox       []*raftpb.Message
 	unreachable []uint64
@@ -229,16 +240,37 @@ func (s *sim) record(vals ...uint64) {
 
 // start (re)creates a node's replica from what its disk kept. The image starts empty: Raft redelivers
 // every committed entry from offset 1 (Replica sets Applied to 0), which replays it from scratch.
+//
+// Most incarnations send a leader's messages before its own disk write (SendEarly), as the Log does:
+// that is where a crash in the middle of an fsync is most interesting. The rest keep every message
+// until the write is durable, so both paths of Replica.Process stay covered, in mixed clusters too.
 func (s *sim) start(n *node) {
-	r, err := metadatalog.NewReplica(metadatalog.ReplicaConfig{
+	cfg := metadatalog.ReplicaConfig{
 		ID: n.id, Voters: s.voters, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 		Storage: n.disk.storage(), Disk: n.disk,
-	})
+	}
+	early := s.rng.Float64() < 0.75
+	if early {
+		cfg.SendEarly = func(msgs []*raftpb.Message) {
+			s.stats.SentEarly += len(msgs)
+			for _, m := range msgs {
+				s.transmit(n, m)
+			}
+		}
+	}
+	r, err := metadatalog.NewReplica(cfg)
 	if err != nil {
 		s.fail(0, "node %d: restart: %v", n.id, err)
 	}
 	n.r, n.image, n.log, n.pending = r, metadatalog.EmptyImage(), nil, map[uint64]proposal{}
-	s.record(uint64(s.now), n.id, 1)
+	s.record(uint64(s.now), n.id, 1, boolBit(early))
+}
+
+func boolBit(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // crash throws away everything a process holds in memory and tears the disk's unsynced tail.
@@ -250,6 +282,7 @@ func (s *sim) crash(n *node) {
 	n.r, n.image, n.log, n.pending = nil, nil, nil, nil
 	n.inbox, n.unreachable, n.proposing = nil, nil, nil
 	n.disk.crashNextSync = false
+	n.leader, n.epoch, n.activeEpoch = 0, 0, 0
 	n.restartAt = s.now + 20 + s.rng.Int64N(400)
 	s.record(uint64(s.now), n.id, 2, uint64(kept), uint64(lost))
 }
@@ -304,9 +337,13 @@ func (s *sim) step() {
 	case s.forced != nil:
 		target, count, probing, s.forced = s.forced, 1, true, nil
 	case s.faulty && s.rng.Float64() < s.f.Client:
+		// Mostly the leader, and mostly once it is active, as the controller only writes then; the
+		// rest probe proposals on a fresh leader and on nodes that do not lead.
 		up := s.up()
 		if l := s.leader(); l != nil && s.rng.Float64() < 0.9 {
-			target = l
+			if l.activeEpoch != 0 || s.rng.Float64() < 0.2 {
+				target = l
+			}
 		} else if len(up) > 0 {
 			target = up[s.rng.IntN(len(up))]
 		}
@@ -405,6 +442,9 @@ func (s *sim) drive(n *node, proposals int, probing bool) {
 			n.proposing = append(n.proposing, data)
 		case errors.Is(err, metadatalog.ErrNotLeader):
 			s.stats.Rejected++
+			if n.activeEpoch != 0 {
+				n.unpredictable = n.activeEpoch
+			}
 		default:
 			s.fail(0, "node %d: propose: %v", n.id, err)
 		}
@@ -426,6 +466,7 @@ func (s *sim) process(n *node) {
 				s.fail(0, "node %d: proposals got offsets %v, not consecutive", n.id, offsets)
 			}
 			n.pending[off] = proposal{epoch: epoch, data: proposing[i]}
+			s.predict(n, off, epoch)
 		}
 		s.stats.Proposed += len(offsets)
 	})
@@ -441,6 +482,10 @@ func (s *sim) process(n *node) {
 		s.fail(0, "node %d: %d proposals accepted but onProposed was never called", n.id, len(proposing))
 	}
 	s.observeLeader(n, out.Leader, out.Epoch)
+	n.leader, n.epoch = out.Leader, out.Epoch
+	if n.activeEpoch != 0 && (n.leader != n.id || n.epoch != n.activeEpoch) {
+		n.activeEpoch = 0
+	}
 	for _, e := range out.Committed {
 		s.apply(n, e)
 	}
@@ -469,6 +514,22 @@ func (s *sim) observeLeader(n *node, leader, epoch uint64) {
 	}
 }
 
+// predict checks invariant 6 for one accepted proposal.
+func (s *sim) predict(n *node, off, epoch uint64) {
+	if n.activeEpoch != epoch {
+		n.unpredictable = epoch
+		return
+	}
+	if n.unpredictable == epoch {
+		return
+	}
+	if off != n.nextOffset {
+		s.fail(6, "node %d, active in epoch %d, expected its next batch at offset %d but Raft put it at %d", n.id, epoch, n.nextOffset, off)
+	}
+	n.nextOffset++
+	s.stats.Predicted++
+}
+
 // apply checks invariant 2 for one committed entry, folds it into n's image, and completes the
 // client's write if n proposed it in that same epoch.
 func (s *sim) apply(n *node, e metadatalog.Entry) {
@@ -490,6 +551,11 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 	}
 	n.image = img
 	n.log = append(n.log, e)
+	if n.leader == n.id && e.Epoch == n.epoch && n.activeEpoch != n.epoch {
+		// The first entry of our own epoch: everything before it is applied, and the log ends here.
+		n.activeEpoch, n.nextOffset = n.epoch, e.Offset+1
+		s.stats.Activations++
+	}
 	if p, ok := n.pending[e.Offset]; ok {
 		delete(n.pending, e.Offset)
 		if p.epoch != e.Epoch {

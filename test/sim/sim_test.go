@@ -81,15 +81,18 @@ func TestSim(t *testing.T) {
 			total.Partitions += st.Partitions
 			total.Acked += st.Acked
 			total.Superseded += st.Superseded
+			total.SentEarly += st.SentEarly
+			total.Predicted += st.Predicted
 		})
 	}
-	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d writes acknowledged, %d superseded",
-		total.Epochs, total.Crashes, total.LeaderCrashes, total.CrashesInSync, total.TornRecordsLost, total.Partitions, total.Acked, total.Superseded)
+	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d messages sent before an fsync, %d writes acknowledged, %d superseded, %d offsets predicted",
+		total.Epochs, total.Crashes, total.LeaderCrashes, total.CrashesInSync, total.TornRecordsLost, total.Partitions, total.SentEarly, total.Acked, total.Superseded, total.Predicted)
 	// A change that quietly stops injecting some fault would leave every seed green and prove nothing.
 	if len(runs) >= 50 && !t.Failed() {
 		for what, n := range map[string]int{
 			"leader crashes": total.LeaderCrashes, "crashes mid-fsync": total.CrashesInSync, "torn records lost": total.TornRecordsLost,
 			"partitions": total.Partitions, "acknowledged writes": total.Acked, "superseded writes": total.Superseded,
+			"messages sent before the leader's fsync": total.SentEarly, "predicted offsets": total.Predicted,
 		} {
 			if n == 0 {
 				t.Errorf("%d seeds saw no %s: the simulation has stopped exercising them", len(runs), what)
