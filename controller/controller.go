@@ -34,6 +34,9 @@ type Config struct {
 	// OnFatal is called once if the controller meets state it cannot trust (an impossible record, a
 	// failed disk); the process must stop.
 	OnFatal func(error)
+	// SessionTimeout is broker.session.timeout.ms: a broker not heard from for this long is fenced.
+	// Zero means DefaultSessionTimeout (9s).
+	SessionTimeout time.Duration
 }
 
 // Controller serves the controller port's Kafka APIs and owns the metadata state machine.
@@ -45,6 +48,8 @@ type Controller struct {
 	// Owned by the event loop goroutine.
 	state    *quorumState
 	features featureControl
+	cluster  clusterControl
+	sessions *brokerSessions // soft state: held only while active
 
 	events chan func()
 	stopc  chan struct{}
@@ -67,6 +72,7 @@ func New(cfg Config) *Controller {
 	}
 	c := &Controller{
 		cfg: cfg, log: cfg.Logger, mlog: cfg.Log,
+		cluster: clusterControl{clusterID: cfg.ClusterID}, sessions: newBrokerSessions(cfg.SessionTimeout),
 		state:  newQuorumState(uint64(cfg.NodeID)),
 		events: make(chan func(), 1024),
 		stopc:  make(chan struct{}), donec: make(chan struct{}),
@@ -91,7 +97,13 @@ func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 	return map[int16]kafkaserver.VersionRange{
 		(&kmsg.DescribeQuorumRequest{}).Key():  {Min: 0, Max: 2},
 		(&kmsg.UpdateFeaturesRequest{}).Key():  {Min: 0, Max: 2},
-		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: 1},
+		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: 2},
+		(&kmsg.FetchRequest{}).Key():           {Min: 4, Max: 12},
+
+		// Cluster membership: what kmsg and Kafka both serve.
+		(&kmsg.BrokerRegistrationRequest{}).Key(): {Min: 0, Max: 4},
+		(&kmsg.BrokerHeartbeatRequest{}).Key():    {Min: 0, Max: 2},
+		(&kmsg.UnregisterBrokerRequest{}).Key():   {Min: 0, Max: 0},
 	}
 }
 
@@ -104,6 +116,14 @@ func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return c.handleUpdateFeatures(ctx, r)
 	case *kmsg.DescribeClusterRequest:
 		return c.handleDescribeCluster(ctx, r)
+	case *kmsg.FetchRequest:
+		return c.handleFetch(ctx, r)
+	case *kmsg.BrokerRegistrationRequest:
+		return c.handleBrokerRegistration(ctx, r)
+	case *kmsg.BrokerHeartbeatRequest:
+		return c.handleBrokerHeartbeat(ctx, r)
+	case *kmsg.UnregisterBrokerRequest:
+		return c.handleUnregisterBroker(ctx, r)
 	}
 	return nil, fmt.Errorf("the controller does not serve %s", kmsg.NameForKey(req.Key()))
 }
@@ -116,6 +136,8 @@ func (c *Controller) Active() bool { return c.active.Load() }
 
 func (c *Controller) run() {
 	defer close(c.donec)
+	sessionCheck := time.NewTicker(sessionCheckInterval(c.sessions.timeout))
+	defer sessionCheck.Stop()
 	defer func() {
 		c.state.resign()
 		c.active.Store(false)
@@ -138,6 +160,8 @@ func (c *Controller) run() {
 			}
 		case fn := <-c.events:
 			fn()
+		case now := <-sessionCheck.C:
+			c.expireSessions(now)
 		}
 	}
 }
@@ -172,6 +196,7 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 		return err
 	}
 	c.active.Store(c.state.active)
+	c.syncSessions(activated)
 	if activated {
 		c.log.Info("became active controller", "epoch", c.state.epoch, "offset", c.state.committed.Offset)
 		if records := c.features.bootstrapRecords(c.state.speculative, c.cfg.Bootstrap); len(records) > 0 {
@@ -230,7 +255,7 @@ type writeOutcome struct {
 // generate also learns the offset its records will land at (a broker's epoch is the offset of its
 // registration).
 func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image, offset uint64) []*metadatapb.Record) writeOutcome {
-	done := make(chan writeOutcome, 1)
+	done := make(chan writeOutcome, 2) // a failed write may also be completed when parked writes fail
 	ok := c.submit(ctx, func() {
 		if !c.state.active {
 			done <- writeOutcome{notController: true}

@@ -11,7 +11,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/kraftgo/kraft/api/kafkaserver"
 	"github.com/kraftgo/kraft/metadatalog"
@@ -45,7 +47,40 @@ func (c *Controller) handleDescribeQuorum(ctx context.Context, req *kmsg.Describ
 		out.Version = req.Version
 		return out, nil
 	}
-	return c.describeQuorumResponse(resp, st), nil
+	return c.describeQuorumResponse(resp, st, c.observers(ctx)), nil
+}
+
+// observer is a broker as DescribeQuorum shows it: the offset it last reported applying, and when.
+type observer struct {
+	id            int32
+	offset        int64
+	lastHeartbeat time.Time
+}
+
+// observers lists the brokers with a live session on this active controller. Brokers report their
+// applied offset in every heartbeat, whichever controller they fetch from, so the leader knows them
+// all. A combined node's broker is not listed: its node is a voter already.
+func (c *Controller) observers(ctx context.Context) []observer {
+	done := make(chan []observer, 1)
+	if !c.submit(ctx, func() {
+		var out []observer
+		for id, s := range c.sessions.byID {
+			if _, voter := c.cfg.Voters[id]; voter || s.metadataOffset < 0 {
+				continue
+			}
+			out = append(out, observer{id: id, offset: s.metadataOffset, lastHeartbeat: s.deadline.Add(-c.sessions.timeout)})
+		}
+		done <- out
+	}) {
+		return nil
+	}
+	select {
+	case out := <-done:
+		slices.SortFunc(out, func(a, b observer) int { return int(a.id) - int(b.id) })
+		return out
+	case <-ctx.Done():
+		return nil
+	}
 }
 
 func describeQuorumError(resp *kmsg.DescribeQuorumResponse, code *kerr.Error, msg string) *kmsg.DescribeQuorumResponse {
@@ -57,7 +92,7 @@ func describeQuorumError(resp *kmsg.DescribeQuorumResponse, code *kerr.Error, ms
 // describeQuorumResponse renders the leader's view. Offsets are log offsets (Raft indexes): the high
 // watermark is the last committed offset and a log end offset the last offset a voter holds, so a
 // follower's lag is the leader's log end offset minus its own.
-func (c *Controller) describeQuorumResponse(resp *kmsg.DescribeQuorumResponse, st metadatalog.QuorumStatus) *kmsg.DescribeQuorumResponse {
+func (c *Controller) describeQuorumResponse(resp *kmsg.DescribeQuorumResponse, st metadatalog.QuorumStatus, observers []observer) *kmsg.DescribeQuorumResponse {
 	p := kmsg.NewDescribeQuorumResponseTopicPartition()
 	p.LeaderID = int32(st.Leader)
 	p.LeaderEpoch = int32(st.Epoch)
@@ -85,6 +120,15 @@ func (c *Controller) describeQuorumResponse(resp *kmsg.DescribeQuorumResponse, s
 			}
 			resp.Nodes = append(resp.Nodes, n)
 		}
+	}
+	for _, o := range observers {
+		rs := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+		rs.ReplicaID, rs.LogEndOffset = o.id, o.offset
+		rs.LastFetchTimestamp, rs.LastCaughtUpTimestamp = o.lastHeartbeat.UnixMilli(), -1
+		if uint64(o.offset) >= st.HighWatermark {
+			rs.LastCaughtUpTimestamp = rs.LastFetchTimestamp
+		}
+		p.Observers = append(p.Observers, rs)
 	}
 	t := kmsg.NewDescribeQuorumResponseTopic()
 	t.Topic = MetadataTopic

@@ -111,3 +111,13 @@ func (s *quorumState) wrote(batch *metadatapb.RecordBatch, complete func(bool)) 
 	s.parked = append(s.parked, parkedWrite{offset: offset, complete: complete})
 	return offset, nil
 }
+
+// afterPending parks complete behind every write still waiting to commit (at once if none is), for an
+// answer that wrote nothing but describes what those writes did.
+func (s *quorumState) afterPending(complete func(bool)) {
+	if len(s.parked) == 0 {
+		complete(true)
+		return
+	}
+	s.parked = append(s.parked, parkedWrite{offset: s.parked[len(s.parked)-1].offset, complete: complete})
+}

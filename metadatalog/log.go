@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -109,6 +110,9 @@ type Log struct {
 	replica   *Replica
 	disk      Disk
 	transport *Transport
+	// storage holds the log's entries; it is safe for concurrent reads, so followers' fetches read
+	// committed entries from it without going through the run goroutine.
+	storage *raft.MemoryStorage
 
 	propc    chan appendRequest
 	recvc    chan *raftpb.Message
@@ -128,6 +132,14 @@ type Log struct {
 
 	failMu sync.Mutex
 	failed error
+
+	// committed is the commit offset as the run goroutine last published it; entries up to it are in
+	// storage. commitMu.advanced is closed and replaced each time it moves, waking every WaitCommitted.
+	committed atomic.Uint64
+	commitMu  struct {
+		sync.Mutex
+		advanced chan struct{}
+	}
 }
 
 // OpenLog replays the WAL of dir into Raft; call Start to join the quorum.
@@ -147,13 +159,14 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 		voters = append(voters, id)
 	}
 	l := &Log{
-		cfg: cfg, log: cfg.Logger, disk: disk,
+		cfg: cfg, log: cfg.Logger, disk: disk, storage: storage,
 		propc: make(chan appendRequest, 1024), recvc: make(chan *raftpb.Message, 4096),
 		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*AppendResult{}, lastFetch: map[uint64]time.Time{}, lastCaughtUp: map[uint64]time.Time{},
 	}
 	l.events.signal = make(chan struct{}, 1)
+	l.commitMu.advanced = make(chan struct{})
 	replica, err := NewReplica(ReplicaConfig{ID: cfg.NodeID, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1, Storage: storage, Disk: disk, SendEarly: l.send})
 	if err != nil {
 		disk.Close()
@@ -410,7 +423,102 @@ func (l *Log) process(accepted []appendRequest) error {
 		ev.HighWatermark = l.commit
 		l.events.push(ev)
 	}
+	if len(out.Committed) > 0 {
+		l.publishCommit(l.commit)
+	}
 	return nil
+}
+
+// publishCommit makes offset (whose entries are already in storage) visible to ReadCommitted and wakes
+// every WaitCommitted.
+func (l *Log) publishCommit(offset uint64) {
+	l.committed.Store(offset)
+	l.commitMu.Lock()
+	close(l.commitMu.advanced)
+	l.commitMu.advanced = make(chan struct{})
+	l.commitMu.Unlock()
+}
+
+// ErrCompacted says that a read asked for offsets the log no longer holds; the reader must catch up
+// from a snapshot.
+var ErrCompacted = errors.New("the offset is below the start of the metadata log")
+
+// CommittedOffset is the last committed offset this node knows (0 before anything commits).
+func (l *Log) CommittedOffset() uint64 { return l.committed.Load() }
+
+// FirstOffset is the first offset still held; older ones are only in snapshots.
+func (l *Log) FirstOffset() uint64 {
+	first, _ := l.storage.FirstIndex()
+	return first
+}
+
+// ReadCommitted returns committed entries from offset from on, and the commit offset. It counts each
+// entry's Data, and at least one byte per entry, against maxBytes: it returns at least one entry when
+// any is committed at or after from, and stops before the next entry would take the total past maxBytes. It never returns
+// uncommitted entries, and nothing when from is past the commit offset. ErrCompacted when from is below
+// FirstOffset. Raft's own entries come back with empty Data, so offsets never skip. The returned Data
+// must not be modified.
+//
+// It is safe to call from any goroutine: it reads the log's storage, not its run goroutine.
+func (l *Log) ReadCommitted(from uint64, maxBytes int) ([]Entry, uint64, error) {
+	commit := l.committed.Load()
+	if first := l.FirstOffset(); from < first {
+		return nil, commit, fmt.Errorf("%w: offset %d, log start %d", ErrCompacted, from, first)
+	}
+	hi := commit + 1
+	if last, err := l.storage.LastIndex(); err == nil && last+1 < hi {
+		hi = last + 1 // never the case (a commit is stored before it is published), but Entries would panic
+	}
+	var out []Entry
+	budget := max(maxBytes, 0)
+	for from < hi {
+		// Raft's limit counts whole encoded entries, never less than their Data, so each call returns
+		// no more than the budget allows (but at least one entry); the loop tops up after small ones.
+		ents, err := l.storage.Entries(from, hi, uint64(budget))
+		if errors.Is(err, raft.ErrCompacted) {
+			return nil, commit, fmt.Errorf("%w: offset %d, log start %d", ErrCompacted, from, l.FirstOffset())
+		}
+		if err != nil {
+			return nil, commit, fmt.Errorf("read the metadata log from offset %d: %w", from, err)
+		}
+		for _, e := range ents {
+			ent := Entry{Offset: e.GetIndex(), Epoch: e.GetTerm()}
+			if e.GetType() == raftpb.EntryNormal {
+				ent.Data = e.GetData()
+			}
+			// A floor of one byte bounds how many empty entries one read returns.
+			cost := max(len(ent.Data), 1)
+			if len(out) > 0 && cost > budget {
+				return out, commit, nil
+			}
+			budget = max(budget-cost, 0)
+			out = append(out, ent)
+		}
+		from = out[len(out)-1].Offset + 1
+	}
+	return out, commit, nil
+}
+
+// WaitCommitted blocks until the commit offset is at least offset, ctx ends or the log stops, and
+// returns the commit offset then.
+func (l *Log) WaitCommitted(ctx context.Context, offset uint64) uint64 {
+	for {
+		l.commitMu.Lock()
+		advanced := l.commitMu.advanced
+		l.commitMu.Unlock()
+		// Loaded after taking the channel: an advance between the two closes the channel we hold.
+		commit := l.committed.Load()
+		if commit >= offset {
+			return commit
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return l.committed.Load()
+		case <-l.donec:
+			return l.committed.Load()
+		}
+	}
 }
 
 func (l *Log) status() QuorumStatus {

@@ -1,5 +1,5 @@
 // Command kraftctl is the operator's tool, with verbs named after Kafka's own tools:
-// `storage` (kafka-storage.sh) and `quorum` (kafka-metadata-quorum.sh).
+// `storage` (kafka-storage.sh), `quorum` (kafka-metadata-quorum.sh) and `brokers list`.
 //
 // A verb that fails prints the reason (the server's message when there is one) and exits non-zero.
 package main
@@ -20,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(storageCommand(), quorumCommand())
+	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kraftctl:", err)
 		var cerr *config.Error

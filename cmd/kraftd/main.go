@@ -86,11 +86,11 @@ func run(cfg *config.Config, embedded bool) error {
 	select {
 	case s := <-sigs:
 		logger.Info("shutting down", "signal", s.String())
-		n.stop()
+		n.stop(true)
 		logger.Info("stopped cleanly")
 		return nil
 	case err := <-n.fatal:
-		n.stop()
+		n.stop(false)
 		return fmt.Errorf("node %d stopped: %w", cfg.NodeID, err)
 	}
 }

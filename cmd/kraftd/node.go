@@ -1,82 +1,133 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/kraftgo/kraft/api/kafkaserver"
+	"github.com/kraftgo/kraft/broker"
 	"github.com/kraftgo/kraft/cmd/internal/config"
 	"github.com/kraftgo/kraft/controller"
 	"github.com/kraftgo/kraft/metadatalog"
 )
 
-// node is one running kraftd: its listener, metadata log and controller.
+// controlledShutdownTimeout bounds how long SIGTERM waits for the controller to release a broker.
+const controlledShutdownTimeout = 30 * time.Second
+
+// node is one running kraftd: its listeners and whichever of the two roles process.roles names.
 type node struct {
-	server     *kafkaserver.Server
-	log        *metadatalog.Log
-	controller *controller.Controller
-	fatal      chan error
-	fatalOnce  sync.Once
+	logger *slog.Logger
+
+	controllerServer *kafkaserver.Server
+	log              *metadatalog.Log
+	controller       *controller.Controller
+
+	brokerServers []*kafkaserver.Server
+	broker        *broker.Broker
+
+	fatal     chan error
+	fatalOnce sync.Once
 }
 
-// startNode binds the listener first, so that a port in use is reported as a configuration error before
-// anything touches the disk; then it checks the directory, replays the log and joins the quorum.
+// startNode binds every listener first, so that a port in use is reported as a configuration error
+// before anything touches the disk; then it checks the directory and starts the roles: the controller
+// first, so that a combined node's broker finds it.
 func startNode(cfg *config.Config, embedded bool, logger *slog.Logger) (*node, error) {
-	if cfg.IsBroker() {
-		return nil, &config.Error{Key: config.KeyProcessRoles, Reason: "the broker role is not available in this version: use process.roles=controller"}
-	}
-	cl, ok := cfg.ControllerListener()
-	if !ok {
-		return nil, &config.Error{Key: config.KeyListeners, Reason: "no controller listener"}
-	}
-	ln, err := net.Listen("tcp", cl.Addr())
+	listeners, err := bindListeners(cfg)
 	if err != nil {
-		return nil, &config.Error{Key: config.KeyListeners, Reason: fmt.Sprintf("cannot listen on %s (%s://%s): %v; free the port or choose another", cl.Addr(), cl.Name, cl.Addr(), unwrapSyscall(err))}
+		return nil, err
+	}
+	closeAll := func() {
+		for _, ln := range listeners {
+			ln.Close()
+		}
 	}
 	dir := cfg.MetadataLogDir
 	if embedded {
 		if err := formatEmbedded(dir, cfg.NodeID, logger); err != nil {
-			ln.Close()
+			closeAll()
 			return nil, err
 		}
 	}
 	mp, err := metadatalog.CheckFormatted(dir, cfg.NodeID)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
-	bootstrap, err := metadatalog.ReadBootstrap(dir)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	voters := map[uint64]string{}
-	controllerVoters := map[int32]string{}
+	n := &node{logger: logger, fatal: make(chan error, 1)}
+	voters := map[int32]string{}
 	for _, v := range cfg.Voters {
-		voters[uint64(v.ID)] = v.Addr()
-		controllerVoters[v.ID] = v.Addr()
+		voters[v.ID] = v.Addr()
+	}
+	if cfg.IsController() {
+		cl, _ := cfg.ControllerListener()
+		if err := n.startController(cfg, mp, voters, listeners[cl.Name]); err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	if cfg.IsBroker() {
+		n.startBroker(cfg, mp, voters, listeners)
+	}
+	logger.Info("node started", "cluster", mp.ClusterID, "roles", cfg.Roles, "dir", dir)
+	return n, nil
+}
+
+// bindListeners opens every listener of this node, keyed by listener name.
+func bindListeners(cfg *config.Config) (map[string]net.Listener, error) {
+	out := map[string]net.Listener{}
+	for _, l := range cfg.Listeners {
+		if !cfg.IsBroker() && !isControllerListener(cfg, l.Name) {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Addr())
+		if err != nil {
+			for _, open := range out {
+				open.Close()
+			}
+			return nil, &config.Error{Key: config.KeyListeners, Reason: fmt.Sprintf("cannot listen on %s (%s://%s): %v; free the port or choose another", l.Addr(), l.Name, l.Addr(), unwrapSyscall(err))}
+		}
+		out[l.Name] = ln
+	}
+	return out, nil
+}
+
+func isControllerListener(cfg *config.Config, name string) bool {
+	cl, ok := cfg.ControllerListener()
+	return ok && cl.Name == name
+}
+
+func (n *node) startController(cfg *config.Config, mp metadatalog.MetaProperties, voters map[int32]string, ln net.Listener) error {
+	bootstrap, err := metadatalog.ReadBootstrap(cfg.MetadataLogDir)
+	if err != nil {
+		return err
+	}
+	raftVoters := map[uint64]string{}
+	for id, addr := range voters {
+		raftVoters[uint64(id)] = addr
 	}
 	mlog, err := metadatalog.OpenLog(metadatalog.LogConfig{
-		NodeID: uint64(cfg.NodeID), ClusterID: mp.ClusterID, Voters: voters, Dir: dir,
-		ElectionTimeout: cfg.ElectionTimeout, Logger: logger,
+		NodeID: uint64(cfg.NodeID), ClusterID: mp.ClusterID, Voters: raftVoters, Dir: cfg.MetadataLogDir,
+		ElectionTimeout: cfg.ElectionTimeout, Logger: n.logger,
 	})
 	if err != nil {
-		ln.Close()
-		return nil, err
+		return err
 	}
-	n := &node{log: mlog, fatal: make(chan error, 1)}
+	n.log = mlog
 	n.controller = controller.New(controller.Config{
-		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Voters: controllerVoters, Log: mlog,
-		Bootstrap: bootstrap, Logger: logger, OnFatal: n.fail,
+		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Voters: voters, Log: mlog,
+		Bootstrap: bootstrap, SessionTimeout: cfg.BrokerSessionTimeout, Logger: n.logger, OnFatal: n.fail,
 	})
-	n.server = kafkaserver.Serve(kafkaserver.Options{
+	n.controllerServer = kafkaserver.Serve(kafkaserver.Options{
 		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(), DecorateApiVersions: n.controller.DecorateApiVersions,
 		PeerMagic: metadatalog.PeerMagic, PeerHandler: mlog.HandlePeer,
-		MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: logger,
+		MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: n.logger,
 	})
 	mlog.Start()
 	n.controller.Start()
@@ -86,20 +137,61 @@ func startNode(cfg *config.Config, embedded bool, logger *slog.Logger) (*node, e
 			n.fail(err)
 		}
 	}()
-	logger.Info("controller started", "cluster", mp.ClusterID, "listener", cl.Name+"://"+cl.Addr(), "dir", dir, "voters", len(voters))
-	return n, nil
+	return nil
+}
+
+func (n *node) startBroker(cfg *config.Config, mp metadatalog.MetaProperties, voters map[int32]string, listeners map[string]net.Listener) {
+	var advertised []broker.Listener
+	for _, l := range cfg.AdvertisedListeners {
+		if isControllerListener(cfg, l.Name) {
+			continue
+		}
+		advertised = append(advertised, broker.Listener{Name: l.Name, Host: l.Host, Port: int32(l.Port), SecurityProtocol: cfg.SecurityProtocolMap[l.Name]})
+	}
+	n.broker = broker.New(broker.Config{
+		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Controllers: voters, Listeners: advertised, Rack: cfg.Rack,
+		HeartbeatInterval: cfg.BrokerHeartbeatInterval, SessionTimeout: cfg.BrokerSessionTimeout, Logger: n.logger,
+	})
+	for _, l := range cfg.BrokerListeners() {
+		n.brokerServers = append(n.brokerServers, kafkaserver.Serve(kafkaserver.Options{
+			Listener: listeners[l.Name], Handler: n.broker.HandlerFor(l.Name), APIs: n.broker.APIs(),
+			DecorateApiVersions: n.broker.DecorateApiVersions, MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: n.logger,
+		}))
+	}
+	n.broker.Start()
+	go func() {
+		if err, ok := <-n.broker.Fatal(); ok && err != nil {
+			n.fail(err)
+		}
+	}()
 }
 
 func (n *node) fail(err error) {
 	n.fatalOnce.Do(func() { n.fatal <- err })
 }
 
-// stop closes the listener first so no new request arrives, then the controller (failing parked
-// requests), then the log.
-func (n *node) stop() {
-	n.server.Close()
-	n.controller.Close()
-	n.log.Close()
+// stop shuts down in the order that loses nothing: a broker first completes its controlled shutdown
+// (while a combined node's controller still runs), then listeners close so no new request arrives,
+// then the controller fails what it has parked, then the log closes.
+func (n *node) stop(graceful bool) {
+	if n.broker != nil {
+		if graceful {
+			ctx, cancel := context.WithTimeout(context.Background(), controlledShutdownTimeout)
+			if err := n.broker.Shutdown(ctx); err != nil {
+				n.logger.Warn("controlled shutdown did not complete; stopping anyway", "err", err)
+			}
+			cancel()
+		}
+		n.broker.Close()
+		for _, s := range n.brokerServers {
+			s.Close()
+		}
+	}
+	if n.controller != nil {
+		n.controllerServer.Close()
+		n.controller.Close()
+		n.log.Close()
+	}
 }
 
 // formatEmbedded formats the embedded default's directory on its first start, with a fresh cluster id.

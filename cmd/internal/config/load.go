@@ -77,18 +77,16 @@ func FromProperties(props map[string]string, nodeID int32, overrides []string) (
 	return load(entries, nodeID, overrides, "")
 }
 
-// EmbeddedDefault is the configuration of a node started with no flags: a
-// single controller that is its own one-member quorum, listening on
-// loopback only so that an accidental start exposes nothing.
-//
-// It returns a fresh map, so callers may add to it; when the broker role is
-// added it will gain PLAINTEXT://127.0.0.1:9092 here.
+// EmbeddedDefault is the configuration of a node started with no flags: one combined node (broker
+// and controller) that is its own one-member quorum, with the broker where every Kafka client looks
+// first (127.0.0.1:9092) and the controller beside it (127.0.0.1:9093), listening on loopback only so
+// that an accidental start exposes nothing. It returns a fresh map, so callers may add to it.
 func EmbeddedDefault() map[string]string {
 	return map[string]string{
-		KeyProcessRoles:   roleController,
+		KeyProcessRoles:   roleBroker + "," + roleController,
 		KeyNodeID:         "1",
 		KeyQuorumVoters:   "1@127.0.0.1:9093",
-		KeyListeners:      "CONTROLLER://127.0.0.1:9093",
+		KeyListeners:      "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
 		KeyMetadataLogDir: "./kraft-data",
 	}
 }
