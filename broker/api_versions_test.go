@@ -40,7 +40,10 @@ func TestAPIsServeNoDataPlane(t *testing.T) {
 	if r := apis[3]; r.Min != 0 || r.Max < 12 {
 		t.Errorf("Metadata %d..%d: kcat and kafka-python need 0..12", r.Min, r.Max)
 	}
-	if r := apis[60]; r.Min != 0 || r.Max != 1 {
-		t.Errorf("DescribeCluster %d..%d, want 0..1", r.Min, r.Max)
+	if r := apis[60]; r.Min != 0 || r.Max != 2 {
+		t.Errorf("DescribeCluster %d..%d, want 0..2", r.Min, r.Max)
+	}
+	if r := apis[55]; r.Min != 0 || r.Max != 2 {
+		t.Errorf("DescribeQuorum %d..%d, want 0..2 (forwarded)", r.Min, r.Max)
 	}
 }

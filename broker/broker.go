@@ -393,6 +393,7 @@ func (b *Broker) APIs() map[int16]kafkaserver.VersionRange {
 	return map[int16]kafkaserver.VersionRange{
 		(&kmsg.MetadataRequest{}).Key():        {Min: 0, Max: metadataMaxVersion},
 		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: describeClusterMaxVersion},
+		(&kmsg.DescribeQuorumRequest{}).Key():  {Min: 0, Max: describeQuorumMaxVersion},
 	}
 }
 

@@ -142,8 +142,9 @@ func TestBrokerRegistersFollowsAndServesMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.Cluster != testClusterID || md.Controller != 1 {
-		t.Fatalf("metadata cluster %q controller %d, want %q and 1", md.Cluster, md.Controller, testClusterID)
+	// The controller clients are told of is a live broker (this one), as in Kafka's KRaft mode.
+	if md.Cluster != testClusterID || md.Controller != 101 {
+		t.Fatalf("metadata cluster %q controller %d, want %q and 101", md.Cluster, md.Controller, testClusterID)
 	}
 	if len(md.Brokers) != 1 || md.Brokers[0].NodeID != 101 || md.Brokers[0].Host != "127.0.0.1" ||
 		net.JoinHostPort(md.Brokers[0].Host, strconv.Itoa(int(md.Brokers[0].Port))) != b.addr ||

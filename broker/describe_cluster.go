@@ -1,20 +1,22 @@
 package broker
 
-// DescribeCluster (key 60), versions 0–1, on the broker port: the unfenced brokers with their endpoint
-// on the client's listener, the cluster id, and the active controller as this broker last saw it.
-// v1 added EndpointType: a broker port describes brokers (1); asking it for controllers (2) answers
-// MISMATCHED_ENDPOINT_TYPE, and any other type UNSUPPORTED_ENDPOINT_TYPE, as Kafka does. (v2's
-// IncludeFencedBrokers is not served.) There are no ACLs yet, so ClusterAuthorizedOperations stays
-// "not provided".
+// DescribeCluster (key 60), versions 0–2, on the broker port: the unfenced brokers with their endpoint
+// on the client's listener, the cluster id, and a live broker as the controller (see
+// clientControllerID). v1 added EndpointType: a broker port describes brokers (1); asking it for
+// controllers (2) answers MISMATCHED_ENDPOINT_TYPE, and any other type UNSUPPORTED_ENDPOINT_TYPE, as
+// Kafka does. v2 added IncludeFencedBrokers and IsFenced. Each entry also carries the broker's epoch
+// and controlled-shutdown state in tagged fields (api/kafkaext) for `kraftctl brokers list`. There are
+// no ACLs yet, so ClusterAuthorizedOperations stays "not provided".
 
 import (
 	"fmt"
 
+	"github.com/kraftgo/kraft/api/kafkaext"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-const describeClusterMaxVersion = 1
+const describeClusterMaxVersion = 2
 
 // Kafka's EndpointType values.
 const (
@@ -39,9 +41,19 @@ func describeClusterResponse(v view, req *kmsg.DescribeClusterRequest) *kmsg.Des
 	}
 	resp.ClusterID = v.clusterID
 	resp.ControllerID = v.controllerID
-	for _, ep := range liveEndpoints(v.img, v.listener) {
+	for _, reg := range v.img.Brokers() {
+		if reg.Fenced && !req.IncludeFencedBrokers {
+			continue
+		}
+		live := *reg
+		live.Fenced = false // brokerEndpoint skips fenced brokers; here they were asked for
+		ep, ok := brokerEndpoint(&live, v.listener)
+		if !ok {
+			continue
+		}
 		b := kmsg.NewDescribeClusterResponseBroker()
-		b.NodeID, b.Host, b.Port, b.Rack = ep.id, ep.host, ep.port, ep.rack
+		b.NodeID, b.Host, b.Port, b.Rack, b.IsFenced = ep.id, ep.host, ep.port, ep.rack, reg.Fenced
+		kafkaext.SetBrokerState(&b, reg.Epoch, reg.InControlledShutdown)
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	return resp

@@ -35,13 +35,15 @@ type listenerHandler struct {
 	listener string
 }
 
-func (h listenerHandler) Handle(_ context.Context, req kmsg.Request) (kmsg.Response, error) {
+func (h listenerHandler) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	v := h.b.view(h.listener)
 	switch r := req.(type) {
 	case *kmsg.MetadataRequest:
 		return metadataResponse(v, r), nil
 	case *kmsg.DescribeClusterRequest:
 		return describeClusterResponse(v, r), nil
+	case *kmsg.DescribeQuorumRequest:
+		return h.b.forwardDescribeQuorum(ctx, r), nil
 	}
 	return nil, fmt.Errorf("the broker port does not serve %s", kmsg.NameForKey(req.Key()))
 }
@@ -56,7 +58,25 @@ type view struct {
 }
 
 func (b *Broker) view(listener string) view {
-	return view{img: b.image.Load(), clusterID: b.cfg.ClusterID, controllerID: b.active.Load(), listener: listener}
+	img := b.image.Load()
+	return view{img: img, clusterID: b.cfg.ClusterID, controllerID: clientControllerID(img, b.cfg.NodeID), listener: listener}
+}
+
+// clientControllerID is the "controller" a broker names to Kafka clients. As in Kafka's KRaft mode it
+// is a live broker, never the active controller: clients send controller-bound admin requests to that
+// id, controllers are not in the broker list clients see, and brokers forward such requests. This
+// broker names itself when it is live, else the lowest live broker, else -1. (The active controller is
+// what `kraftctl quorum describe` shows.)
+func clientControllerID(img *metadatalog.Image, self int32) int32 {
+	if me, ok := img.Broker(self); ok && !me.Fenced {
+		return self
+	}
+	for _, b := range img.Brokers() {
+		if !b.Fenced {
+			return b.ID
+		}
+	}
+	return -1
 }
 
 // endpoint is where clients reach a broker on one listener.

@@ -13,10 +13,13 @@ for id in "${nodes[@]}"; do
 done
 
 pids=()
+declare -A pid_of
 stop() {
   trap - INT TERM
   echo
-  echo "Stopping the cluster..."
+  echo "Stopping the cluster: brokers first (each completes a controlled shutdown), then controllers..."
+  for id in 4 5 6; do [ -n "${pid_of[$id]:-}" ] && kill -TERM "${pid_of[$id]}" 2>/dev/null || true; done
+  for id in 4 5 6; do [ -n "${pid_of[$id]:-}" ] && wait "${pid_of[$id]}" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
   echo "Stopped."
@@ -26,6 +29,7 @@ trap stop INT TERM
 for id in "${nodes[@]}"; do
   bin/kraftd --config "$conf" --node-id "$id" >"data/node-$id.log" 2>&1 &
   pids+=($!)
+  pid_of[$id]=$!
 done
 
 echo "Waiting for the quorum to elect a leader..."
