@@ -249,35 +249,55 @@ type writeOutcome struct {
 	err           error
 }
 
-// runWrite is the common path of every write API: generate runs on the loop against the speculative
-// image and returns the records (none for a pure validation or a refusal); the outcome arrives when they
-// commit or can no longer.
-// generate also learns the offset its records will land at (a broker's epoch is the offset of its
-// registration).
-func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image, offset uint64) []*metadatapb.Record) writeOutcome {
-	done := make(chan writeOutcome, 2) // a failed write may also be completed when parked writes fail
+// runOp is the common path of every request that may write: op runs on the loop against the
+// speculative image, with the offset its records will land at, and returns them (none for a pure
+// validation or a refusal) with its answer. The answer is released when the records commit or can no
+// longer; an op that writes nothing answers at once, unless mustWait says its answer depends on a
+// write still in flight, in which case it waits for those to commit.
+func runOp[T any](ctx context.Context, c *Controller, op func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, T), mustWait func() bool) (T, writeOutcome) {
+	type result struct {
+		answer T
+		o      writeOutcome
+	}
+	// Room for two: a write that fails to propose answers with its error, and its parked completion
+	// may still fire when leadership goes.
+	done := make(chan result, 2)
 	ok := c.submit(ctx, func() {
 		if !c.state.active {
-			done <- writeOutcome{notController: true}
+			done <- result{o: writeOutcome{notController: true}}
 			return
 		}
-		records := generate(c.state.speculative, c.state.nextOffset)
+		records, answer := op(c.state.speculative, c.state.nextOffset, time.Now())
+		complete := func(committed bool) { done <- result{answer: answer, o: writeOutcome{notController: !committed}} }
 		if len(records) == 0 {
-			done <- writeOutcome{}
+			if mustWait != nil && mustWait() {
+				c.state.afterPending(complete)
+			} else {
+				complete(true)
+			}
 			return
 		}
-		if err := c.write(records, func(committed bool) { done <- writeOutcome{notController: !committed} }); err != nil {
-			done <- writeOutcome{err: err}
+		if err := c.write(records, complete); err != nil {
+			done <- result{o: writeOutcome{err: err}}
 			c.fatal(err)
 		}
 	})
+	var zero T
 	if !ok {
-		return writeOutcome{notController: true}
+		return zero, writeOutcome{notController: true}
 	}
 	select {
-	case o := <-done:
-		return o
+	case r := <-done:
+		return r.answer, r.o
 	case <-ctx.Done():
-		return writeOutcome{err: ctx.Err()}
+		return zero, writeOutcome{err: ctx.Err()}
 	}
+}
+
+// runWrite is runOp for requests whose answer is decided entirely by generate.
+func (c *Controller) runWrite(ctx context.Context, generate func(img *metadatalog.Image, offset uint64) []*metadatapb.Record) writeOutcome {
+	_, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, struct{}) {
+		return generate(img, offset), struct{}{}
+	}, nil)
+	return o
 }

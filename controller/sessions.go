@@ -184,50 +184,12 @@ func (c *Controller) expireSessions(now time.Time) {
 	}
 }
 
-// runMembership is the loop side of the cluster-membership APIs, like runWrite but with the soft state
-// at hand: op runs on the event loop against the speculative image, with the offset its records would
-// land at and the loop's clock, and may read and update c.sessions. Its answer and the outcome arrive
-// when the records commit. With no records they arrive at once — unless a change to the broker's
-// registration is still in flight, since the answer describes it: then they arrive when that commits, as
-// Kafka completes a write event that wrote nothing only after what was written before it.
+// runMembership is runOp for a broker's request: when it writes nothing but a change to that broker is
+// still in flight, its answer waits for that change to commit, as Kafka's does.
 func runMembership[T any](ctx context.Context, c *Controller, broker int32, op func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, T)) (T, writeOutcome) {
-	type result struct {
-		answer T
-		o      writeOutcome
-	}
-	// Room for two: a write that fails to propose answers with its error, and its parked completion may
-	// still fire when leadership goes.
-	done := make(chan result, 2)
-	ok := c.submit(ctx, func() {
-		if !c.state.active {
-			done <- result{o: writeOutcome{notController: true}}
-			return
-		}
-		records, answer := op(c.state.speculative, c.state.nextOffset, time.Now())
-		complete := func(committed bool) { done <- result{answer: answer, o: writeOutcome{notController: !committed}} }
-		if len(records) == 0 {
-			spec, _ := c.state.speculative.Broker(broker)
-			committed, _ := c.state.committed.Broker(broker)
-			if spec != committed {
-				c.state.afterPending(complete)
-				return
-			}
-			complete(true)
-			return
-		}
-		if err := c.write(records, complete); err != nil {
-			done <- result{o: writeOutcome{err: err}}
-			c.fatal(err)
-		}
+	return runOp(ctx, c, op, func() bool {
+		spec, _ := c.state.speculative.Broker(broker)
+		committed, _ := c.state.committed.Broker(broker)
+		return spec != committed
 	})
-	var zero T
-	if !ok {
-		return zero, writeOutcome{notController: true}
-	}
-	select {
-	case r := <-done:
-		return r.answer, r.o
-	case <-ctx.Done():
-		return zero, writeOutcome{err: ctx.Err()}
-	}
 }
