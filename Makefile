@@ -2,7 +2,7 @@ GO ?= go
 PROTOC_GEN_GO_VERSION := v1.36.11
 GOBIN := $(shell $(GO) env GOPATH)/bin
 
-.PHONY: build run test bench proto soak clean
+.PHONY: build run test deps bench proto soak clean
 
 build:
 	$(GO) build -o bin/ ./cmd/kraftd ./cmd/kraftctl
@@ -11,10 +11,15 @@ build:
 run: build
 	cmd/kraftd/examples/run-local.sh
 
-# The whole suite: vet, unit tests, the seeded simulation and the process tests.
-test: build
+# The whole suite: vet, unit tests, the seeded simulation, the process tests and the real Kafka clients.
+test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The Kafka clients test/compat runs (kcat, kafka-python): installed with apt-get when missing and
+# running as root; otherwise the script says what to install and fails.
+deps:
+	bash test/compat/install-clients.sh
 
 # Benchmarks against a real three-process cluster; figures and method go to BENCHMARKS.md.
 bench: build

@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -54,8 +55,15 @@ func (b *Broker) callActive(ctx context.Context, what string, mk func() kmsg.Req
 	if !b.q.known(id) {
 		id = b.searchStart()
 	}
+	// A new active controller gives every broker a fresh session and fences those that do not
+	// heartbeat within it, so the search must find it well inside one session: one attempt may take
+	// at most a heartbeat interval (a hung controller must not eat the session), the voters of one
+	// sweep are tried back to back, and a pause comes only after a whole sweep failed, never longer
+	// than half a heartbeat interval.
+	attemptTimeout := min(b.cfg.RequestTimeout, max(b.cfg.HeartbeatInterval, 500*time.Millisecond))
+	maxPause := max(b.cfg.HeartbeatInterval/2, b.cfg.Knobs.BackoffMin)
 	for failures := 1; ; failures++ {
-		reqCtx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+		reqCtx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		resp, err := b.q.request(reqCtx, id, mk())
 		cancel()
 		if ctx.Err() != nil {
@@ -78,7 +86,10 @@ func (b *Broker) callActive(ctx context.Context, what string, mk func() kmsg.Req
 			b.log.Debug("not the active controller; trying the next one", "request", what, "controller", id)
 		}
 		id = b.q.next(id)
-		if !sleep(ctx, bo.next()) {
+		if failures%len(b.q.ids) != 0 {
+			continue
+		}
+		if !sleep(ctx, min(bo.next(), maxPause)) {
 			return nil, -1, ctx.Err()
 		}
 	}

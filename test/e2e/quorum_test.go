@@ -52,7 +52,9 @@ func TestQuorumElectsLeader(t *testing.T) {
 	// DescribeCluster: the cluster id, and the leader as the controller.
 	c.eventually(pollTimeout, "DescribeCluster on every node to name the cluster and the leader", c.ids, func() (bool, string) {
 		for _, id := range c.ids {
-			r, err := request(c.addrs[id], kmsg.NewPtrDescribeClusterRequest())
+			dcReq := kmsg.NewPtrDescribeClusterRequest()
+			dcReq.EndpointType = 2 // controllers: this test has no brokers
+			r, err := request(c.addrs[id], dcReq)
 			if err != nil {
 				return false, fmt.Sprintf("node %d: %v", id, err)
 			}
@@ -179,7 +181,9 @@ func TestLeaderKillFailover(t *testing.T) {
 	// Both survivors name the new leader as the controller.
 	c.eventually(pollTimeout, "DescribeCluster on the survivors to name the new leader", survivors, func() (bool, string) {
 		for _, id := range survivors {
-			r, err := request(c.addrs[id], kmsg.NewPtrDescribeClusterRequest())
+			dcReq := kmsg.NewPtrDescribeClusterRequest()
+			dcReq.EndpointType = 2 // controllers: this test has no brokers
+			r, err := request(c.addrs[id], dcReq)
 			if err != nil {
 				return false, fmt.Sprintf("node %d: %v", id, err)
 			}
