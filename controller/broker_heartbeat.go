@@ -20,30 +20,15 @@ import (
 
 func (c *Controller) handleBrokerHeartbeat(ctx context.Context, req *kmsg.BrokerHeartbeatRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
-	hb := brokerHeartbeat{
-		id: req.BrokerID, epoch: req.BrokerEpoch, metadataOffset: req.CurrentMetadataOffset,
-		wantFence: req.WantFence, wantShutDown: req.WantShutdown,
-	}
+	hb := heartbeatFromRequest(req)
+	// The decision and its session bookkeeping live in membership (simcore.go), shared with test/sim.
 	out, o := runMembership(ctx, c, hb.id, func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, heartbeatOutcome) {
-		progress := shutdownProgress{startedAt: -1, lowestActiveOffset: func() int64 { return c.sessions.lowestActiveOffset(img) }}
-		if sess := c.sessions.get(hb.id); sess != nil && sess.epoch == hb.epoch {
-			progress.startedAt = sess.controlledShutdownOffset
-		}
-		out := c.cluster.heartbeat(img, hb, offset, progress)
-		if out.code != nil {
-			return nil, out
-		}
-		sess := c.sessions.touch(hb.id, hb.epoch, now)
-		sess.metadataOffset = hb.metadataOffset
-		sess.controlledShutdownOffset = -1
-		if out.to == brokerControlledShutdown {
-			sess.controlledShutdownOffset = out.shutdownOffset
-		}
-		if out.from != out.to {
+		records, out := c.membership().heartbeat(img, hb, offset, now)
+		if out.code == nil && out.from != out.to {
 			c.log.Info("broker changes state", "broker", hb.id, "epoch", hb.epoch, "from", out.from, "to", out.to,
-				"metadata_offset", hb.metadataOffset, "offset", offset, "records", len(out.records))
+				"metadata_offset", hb.metadataOffset, "offset", offset, "records", len(records))
 		}
-		return out.records, out
+		return records, out
 	})
 	code := out.code
 	switch {
@@ -59,8 +44,6 @@ func (c *Controller) handleBrokerHeartbeat(ctx context.Context, req *kmsg.Broker
 		resp.ErrorCode = code.Code
 		return resp, nil
 	}
-	resp.IsCaughtUp = out.caughtUp
-	resp.IsFenced = out.to.fenced()
-	resp.ShouldShutdown = out.to == brokerShutdownNow
+	out.fill(resp)
 	return resp, nil
 }

@@ -22,17 +22,9 @@ import (
 func (c *Controller) handleBrokerRegistration(ctx context.Context, req *kmsg.BrokerRegistrationRequest) (kmsg.Response, error) {
 	resp := req.ResponseKind().(*kmsg.BrokerRegistrationResponse)
 	r := registrationFromRequest(req)
+	// The decision and its session bookkeeping live in membership (simcore.go), shared with test/sim.
 	out, o := runMembership(ctx, c, r.id, func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, registerOutcome) {
-		out := c.cluster.register(img, r, offset, c.sessions.liveFor(r.id, now))
-		if out.code != nil {
-			return nil, out
-		}
-		// Registering counts as hearing from the broker; a new incarnation starts a fresh session.
-		if out.newIncarnation {
-			c.sessions.remove(r.id)
-		}
-		c.sessions.touch(r.id, out.epoch, now)
-		return out.records, out
+		return c.membership().register(img, r, offset, now)
 	})
 	code, msg := out.code, out.msg
 	switch {

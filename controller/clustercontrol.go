@@ -49,15 +49,18 @@ import (
 // sent only once the records it describes commit, as Kafka completes a write event.
 type clusterControl struct {
 	clusterID string
-	// leadership moves partition leaders when a broker's state changes; nil until the replication
-	// manager exists, which means "no broker leads anything".
+	// leadership moves partition leaders when a broker's state changes; nil means the replication
+	// manager (replicationControl), so every clusterControl, the loop's and test/sim's, has it. Tests put
+	// a fake here.
 	leadership partitionLeadership
 }
 
-// partitionLeadership is the hook where the replication manager will move partition leadership and ISR
-// membership away from brokers that are fenced, shutting down or unregistered, and give leaderless
-// partitions to brokers that are unfenced. Records it returns go into the same batch as the broker's
-// state change, so no image ever shows a fenced broker leading (DESIGN.md, "Fencing").
+// partitionLeadership is the hook where the replication manager moves partition leadership and ISR
+// membership away from brokers that are fenced, shutting down or unregistered, and gives leaderless
+// partitions to brokers that are unfenced. Records it returns go into the same write as the broker's
+// state change: the moves before a fence or unregistration, after an unfence or the controlled-shutdown
+// flag. The write may span batches (Controller.writeInBatches); that order is what keeps it safe, so no
+// image ever shows a fenced broker leading (DESIGN.md, "Fencing").
 type partitionLeadership interface {
 	// leads reports whether the broker leads any partition (Kafka's hasLeaderships).
 	leads(img *metadatalog.Image, broker int32) bool
@@ -69,17 +72,10 @@ type partitionLeadership interface {
 	admit(img *metadatalog.Image, broker int32) []*metadatapb.Record
 }
 
-// noPartitions is the leadership hook until partitions are managed: nobody leads anything.
-type noPartitions struct{}
-
-func (noPartitions) leads(*metadatalog.Image, int32) bool                   { return false }
-func (noPartitions) evict(*metadatalog.Image, []int32) []*metadatapb.Record { return nil }
-func (noPartitions) admit(*metadatalog.Image, int32) []*metadatapb.Record   { return nil }
-
 // moves is the leadership hook in use.
 func (cc clusterControl) moves() partitionLeadership {
 	if cc.leadership == nil {
-		return noPartitions{}
+		return replicationControl{}
 	}
 	return cc.leadership
 }
@@ -156,7 +152,10 @@ func (cc clusterControl) register(img *metadatalog.Image, r brokerRegistration, 
 	}
 	existing, registered := img.Broker(r.id)
 	sameIncarnation := registered && bytes.Equal(existing.IncarnationID, r.incarnation[:])
-	if registered && !sameIncarnation && liveFor > 0 {
+	// Only a live, unfenced registration holds its id, as in Kafka (a fenced broker has no valid
+	// session there): a broker restarted right after its controlled shutdown, or after a failover
+	// gave every broker a fresh session, must not wait out a session it no longer uses.
+	if registered && !sameIncarnation && liveFor > 0 && !existing.Fenced {
 		return registerOutcome{code: kerr.DuplicateBrokerRegistration, msg: fmt.Sprintf(
 			"Another broker is registered with that broker id. Broker %d is registered at epoch %d by incarnation %s, whose session is alive for another %v; "+
 				"if that broker was restarted, this resolves once its old session expires.",
@@ -192,8 +191,11 @@ func (cc clusterControl) register(img *metadatalog.Image, r brokerRegistration, 
 		// leadership before the new incarnation replaces it.
 		records = append(records, cc.moves().evict(img, []int32{r.id})...)
 	}
+	// The epoch is the offset of the batch that holds the registration, which follows the evictions.
+	epoch := int64(batchOffset(offset, len(records)))
+	rec.BrokerEpoch = epoch
 	records = append(records, registerRecord(rec))
-	return registerOutcome{records: records, epoch: int64(offset), newIncarnation: true}
+	return registerOutcome{records: records, epoch: epoch, newIncarnation: true}
 }
 
 func registerRecord(r *metadatapb.RegisterBrokerRecord) *metadatapb.Record {
@@ -361,10 +363,11 @@ type expiredSession struct {
 	epoch int64
 }
 
-// fenceExpired fences the brokers whose sessions expired, in one batch: their leadership moves away,
-// then one BrokerRegistrationChange{fenced TRUE} each. A broker that is already fenced — or whose fence
-// is in flight, which the speculative image already shows — or that registered again under another epoch
-// is skipped, so an expiry fences at most once.
+// fenceExpired fences the brokers whose sessions expired, in one write: their leadership moves away,
+// then one BrokerRegistrationChange{fenced TRUE} each (the write may span bounded batches, fences
+// last). A broker that is already fenced — or whose fence is in flight, which the speculative image
+// already shows — or that registered again under another epoch is skipped, so an expiry fences at most
+// once.
 func (cc clusterControl) fenceExpired(img *metadatalog.Image, expired []expiredSession) (records []*metadatapb.Record, fenced []int32) {
 	var brokers []*metadatalog.Broker
 	for _, e := range expired {

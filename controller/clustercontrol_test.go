@@ -158,6 +158,13 @@ func TestRegisterBroker(t *testing.T) {
 			code:     kerr.DuplicateBrokerRegistration, msg: "Another broker is registered with that broker id. Broker 1 is registered at epoch 7",
 		},
 		{
+			name: "a new incarnation replaces a fenced registration even while its session lives (a restart after a controlled shutdown)", level: 4,
+			existing: []*metadatapb.Record{ccRegistered(1, 7, 1, true, false)},
+			req:      func() brokerRegistration { return ccRequest(1, 2) },
+			liveFor:  3 * time.Second,
+			epoch:    next, records: []string{"register(1,epoch=20,inc=2,fenced=true,ics=false)"},
+		},
+		{
 			name: "a new incarnation after the old session expired gets a new epoch", level: 4,
 			existing: []*metadatapb.Record{ccRegistered(1, 7, 1, true, false)},
 			req:      func() brokerRegistration { return ccRequest(1, 2) },
@@ -504,5 +511,38 @@ func TestBrokerLifecycle(t *testing.T) {
 	step(records)
 	if out := cc.heartbeat(img, brokerHeartbeat{id: 1, epoch: reg2.epoch, metadataOffset: 100}, offset, none); out.code != kerr.StaleBrokerEpoch {
 		t.Fatalf("heartbeat after unregistration = %s, want STALE_BROKER_EPOCH", ccCode(out.code))
+	}
+}
+
+// bulkLeadership evicts with n records, as a broker leading n partitions would.
+type bulkLeadership struct{ n int }
+
+func (l bulkLeadership) leads(*metadatalog.Image, int32) bool { return l.n > 0 }
+func (l bulkLeadership) evict(_ *metadatalog.Image, bs []int32) []*metadatapb.Record {
+	out := make([]*metadatapb.Record, l.n)
+	for i := range out {
+		out[i] = ccMarker(fmt.Sprintf("evict%v#%d", bs, i))
+	}
+	return out
+}
+func (l bulkLeadership) admit(*metadatalog.Image, int32) []*metadatapb.Record { return nil }
+
+// A new incarnation replacing an unfenced one that led many partitions is written after more evictions
+// than one batch holds: its epoch must be the offset of the batch that really holds its record.
+func TestRegisterEpochIsTheOffsetOfItsBatch(t *testing.T) {
+	img := fcImage(t, 4, ccRegistered(1, 7, 1, false, false))
+	for _, n := range []int{0, maxRecordsPerBatch - 1, maxRecordsPerBatch, 2*maxRecordsPerBatch + 5} {
+		cc := clusterControl{clusterID: ccCluster, leadership: bulkLeadership{n: n}}
+		const offset = 20
+		out := cc.register(img, ccRequest(1, 2), offset, 0)
+		if out.code != nil {
+			t.Fatalf("%d evictions: refused: %v %s", n, out.code, out.msg)
+		}
+		idx := len(out.records) - 1
+		reg := out.records[idx].GetRegisterBroker()
+		want := int64(offset + idx/maxRecordsPerBatch)
+		if reg == nil || out.epoch != want || reg.GetBrokerEpoch() != want {
+			t.Fatalf("%d evictions: epoch %d, record epoch %d, want %d (record %d of %d)", n, out.epoch, reg.GetBrokerEpoch(), want, idx, len(out.records))
+		}
 	}
 }

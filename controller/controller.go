@@ -37,6 +37,9 @@ type Config struct {
 	// SessionTimeout is broker.session.timeout.ms: a broker not heard from for this long is fenced.
 	// Zero means DefaultSessionTimeout (9s).
 	SessionTimeout time.Duration
+	// MaxPartitionsPerRequest bounds the partitions one CreateTopics or CreatePartitions request may
+	// create, and so the size of one batch. Zero means DefaultMaxPartitionsPerRequest (100,000).
+	MaxPartitionsPerRequest int
 }
 
 // Controller serves the controller port's Kafka APIs and owns the metadata state machine.
@@ -104,6 +107,15 @@ func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 		(&kmsg.BrokerRegistrationRequest{}).Key(): {Min: 0, Max: 4},
 		(&kmsg.BrokerHeartbeatRequest{}).Key():    {Min: 0, Max: 2},
 		(&kmsg.UnregisterBrokerRequest{}).Key():   {Min: 0, Max: 0},
+
+		// Partition leadership: every version kmsg knows, which is every version Kafka serves.
+		(&kmsg.AlterPartitionRequest{}).Key(): {Min: 0, Max: 3},
+		(&kmsg.ElectLeadersRequest{}).Key():   {Min: 0, Max: 2},
+
+		// Topics: every version kmsg knows, which is every version Kafka serves.
+		(&kmsg.CreateTopicsRequest{}).Key():     {Min: 0, Max: 7},
+		(&kmsg.DeleteTopicsRequest{}).Key():     {Min: 0, Max: 6},
+		(&kmsg.CreatePartitionsRequest{}).Key(): {Min: 0, Max: 3},
 	}
 }
 
@@ -124,6 +136,16 @@ func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return c.handleBrokerHeartbeat(ctx, r)
 	case *kmsg.UnregisterBrokerRequest:
 		return c.handleUnregisterBroker(ctx, r)
+	case *kmsg.AlterPartitionRequest:
+		return c.handleAlterPartition(ctx, r)
+	case *kmsg.ElectLeadersRequest:
+		return c.handleElectLeaders(ctx, r)
+	case *kmsg.CreateTopicsRequest:
+		return c.handleCreateTopics(ctx, r)
+	case *kmsg.DeleteTopicsRequest:
+		return c.handleDeleteTopics(ctx, r)
+	case *kmsg.CreatePartitionsRequest:
+		return c.handleCreatePartitions(ctx, r)
 	}
 	return nil, fmt.Errorf("the controller does not serve %s", kmsg.NameForKey(req.Key()))
 }
@@ -203,6 +225,27 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 			c.log.Info("writing bootstrap records to an empty metadata log", "records", len(records))
 			return c.write(records, func(bool) {})
 		}
+		return c.resumeLeadership()
+	}
+	return nil
+}
+
+// resumeLeadership finishes, on activation, leader moves that an earlier active controller began but
+// did not finish: a non-atomic write (writeInBatches) can lose its last batches to a failover, which
+// may leave a broker in controlled shutdown (or, if a log was written otherwise, a fenced one) still
+// leading, or partitions offline although an ISR member could lead them. Nothing else would move them:
+// a heartbeat writes only when the broker's state changes.
+func (c *Controller) resumeLeadership() error {
+	rc := replicationControl{}
+	if records, brokers := rc.unfinishedEvictions(c.state.speculative); len(records) > 0 {
+		c.log.Info("moving leadership away from brokers that may not lead", "brokers", brokers, "partitions", len(records))
+		if err := c.writeInBatches(records, func(bool) {}); err != nil {
+			return err
+		}
+	}
+	if records := rc.electOffline(c.state.speculative); len(records) > 0 {
+		c.log.Info("electing leaders for offline partitions that an ISR member can lead", "partitions", len(records))
+		return c.writeInBatches(records, func(bool) {})
 	}
 	return nil
 }
@@ -231,6 +274,27 @@ func (c *Controller) write(records []*metadatapb.Record, complete func(committed
 	return nil
 }
 
+// batchOffset is the offset at which writeInBatches, starting at offset, places records[index].
+func batchOffset(offset uint64, index int) uint64 {
+	return offset + uint64(index/maxRecordsPerBatch)
+}
+
+// writeInBatches writes a non-atomic result as Kafka's QuorumController appends one: the records in
+// order, in batches of at most maxRecordsPerBatch, with complete parked on the last. A result is
+// non-atomic when any prefix of it is a state the cluster may be left in (a failover can stop it
+// between batches): moving leaders away from a broker before fencing it is, moving half of them is
+// too. Records whose meaning depends on others, such as a fence that must not commit before the
+// leader moves it needs, come after those.
+func (c *Controller) writeInBatches(records []*metadatapb.Record, complete func(committed bool)) error {
+	for len(records) > maxRecordsPerBatch {
+		if err := c.write(records[:maxRecordsPerBatch:maxRecordsPerBatch], func(bool) {}); err != nil {
+			return err
+		}
+		records = records[maxRecordsPerBatch:]
+	}
+	return c.write(records, complete)
+}
+
 // submit runs fn on the event loop; false if the controller has stopped.
 func (c *Controller) submit(ctx context.Context, fn func()) bool {
 	select {
@@ -255,6 +319,13 @@ type writeOutcome struct {
 // longer; an op that writes nothing answers at once, unless mustWait says its answer depends on a
 // write still in flight, in which case it waits for those to commit.
 func runOp[T any](ctx context.Context, c *Controller, op func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, T), mustWait func() bool) (T, writeOutcome) {
+	return runOpWriting(ctx, c, op, mustWait, c.write)
+}
+
+// runOpWriting is runOp with the write it uses: c.write for an atomic result (one batch),
+// c.writeInBatches for a non-atomic one.
+func runOpWriting[T any](ctx context.Context, c *Controller, op func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, T), mustWait func() bool,
+	write func(records []*metadatapb.Record, complete func(committed bool)) error) (T, writeOutcome) {
 	type result struct {
 		answer T
 		o      writeOutcome
@@ -277,7 +348,7 @@ func runOp[T any](ctx context.Context, c *Controller, op func(img *metadatalog.I
 			}
 			return
 		}
-		if err := c.write(records, complete); err != nil {
+		if err := write(records, complete); err != nil {
 			done <- result{o: writeOutcome{err: err}}
 			c.fatal(err)
 		}

@@ -12,8 +12,9 @@ import (
 // DefaultSessionTimeout is broker.session.timeout.ms's default, as in Kafka.
 const DefaultSessionTimeout = 9 * time.Second
 
-// maxFencesPerBatch bounds how many expired brokers one batch fences, so that a mass expiry becomes
-// several batches of bounded size rather than one giant one.
+// maxFencesPerBatch bounds how many expired brokers one write fences, so that a mass expiry becomes
+// several writes rather than one giant one; the leader moves of a write are bounded in turn by
+// maxRecordsPerBatch (writeInBatches).
 const maxFencesPerBatch = 128
 
 // brokerSession is the soft state of one registered broker, held only by the active controller.
@@ -168,16 +169,14 @@ func (c *Controller) expireSessions(now time.Time) {
 		return
 	}
 	for {
-		expired := c.sessions.popExpired(now, maxFencesPerBatch)
-		if len(expired) == 0 {
+		// membership.expire (simcore.go) is shared with test/sim.
+		records, fenced := c.membership().expire(c.state.speculative, now)
+		if len(records) == 0 {
 			return
 		}
-		records, fenced := c.cluster.fenceExpired(c.state.speculative, expired)
-		if len(records) == 0 {
-			continue
-		}
 		c.log.Info("fencing brokers whose sessions expired", "brokers", fenced, "session_timeout", c.sessions.timeout, "offset", c.state.nextOffset)
-		if err := c.write(records, func(bool) {}); err != nil {
+		// The leader moves come first and the fences last, so they may span batches (writeInBatches).
+		if err := c.writeInBatches(records, func(bool) {}); err != nil {
 			c.fatal(err)
 			return
 		}
@@ -185,11 +184,11 @@ func (c *Controller) expireSessions(now time.Time) {
 }
 
 // runMembership is runOp for a broker's request: when it writes nothing but a change to that broker is
-// still in flight, its answer waits for that change to commit, as Kafka's does.
+// still in flight, its answer waits for that change to commit, as Kafka's does. Its records are a
+// non-atomic result, as in Kafka: a state change and the leader moves it brings may span batches
+// (writeInBatches), in the order clusterControl puts them.
 func runMembership[T any](ctx context.Context, c *Controller, broker int32, op func(img *metadatalog.Image, offset uint64, now time.Time) ([]*metadatapb.Record, T)) (T, writeOutcome) {
-	return runOp(ctx, c, op, func() bool {
-		spec, _ := c.state.speculative.Broker(broker)
-		committed, _ := c.state.committed.Broker(broker)
-		return spec != committed
-	})
+	return runOpWriting(ctx, c, op, func() bool {
+		return registrationInFlight(c.state.speculative, c.state.committed, broker) // simcore.go, shared with test/sim
+	}, c.writeInBatches)
 }

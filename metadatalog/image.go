@@ -52,6 +52,7 @@ type Image struct {
 	topicsByName *iradix.Tree[[16]byte]
 	partitions   *iradix.Tree[*Partition] // key: topic id ‖ big-endian partition id
 	configs      *iradix.Tree[string]     // key: resource type ‖ resource name ‖ 0 ‖ config name
+	index        partitionIndex           // who is in which ISR and who leads what (partition_index.go)
 }
 
 // EmptyImage is the state before the first offset.
@@ -171,6 +172,7 @@ type delta struct {
 	topicsByName *iradix.Txn[[16]byte]
 	partitions   *iradix.Txn[*Partition]
 	configs      *iradix.Txn[string]
+	index        *partitionIndexTxn
 }
 
 func newDelta(base *Image) *delta {
@@ -220,6 +222,9 @@ func (d *delta) commit(offset, epoch uint64) *Image {
 	}
 	if d.configs != nil {
 		img.configs = d.configs.CommitOnly()
+	}
+	if d.index != nil {
+		img.index = d.index.commit()
 	}
 	return &img
 }
@@ -310,10 +315,13 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		if !ok {
 			return fmt.Sprintf("partition %d of unknown topic %x", p.GetPartitionId(), p.GetTopicId())
 		}
-		if _, existed := d.partitionTxn().Insert(partitionKey(id[:], p.GetPartitionId()), &Partition{
+		part := &Partition{
 			Replicas: p.GetReplicas(), ISR: p.GetIsr(), Removing: p.GetRemovingReplicas(), Adding: p.GetAddingReplicas(),
 			Leader: p.GetLeader(), LeaderEpoch: p.GetLeaderEpoch(), Epoch: p.GetPartitionEpoch(),
-		}); !existed {
+		}
+		old, existed := d.partitionTxn().Insert(partitionKey(id[:], p.GetPartitionId()), part)
+		d.reindex(id, p.GetPartitionId(), old, part)
+		if !existed {
 			next := *topic
 			next.Partitions++
 			byID.Insert(id[:], &next)
@@ -345,6 +353,7 @@ func (d *delta) apply(r *metadatapb.Record) string {
 			next.Adding = c.GetAddingReplicas().GetValues()
 		}
 		txn.Insert(key, &next)
+		d.reindex([16]byte(key), c.GetPartitionId(), cur, &next)
 	case *metadatapb.Record_RemoveTopic:
 		id, ok := topicID(rec.RemoveTopic.GetTopicId())
 		byID, byName := d.topicTxns()
@@ -357,6 +366,7 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		}
 		byID.Delete(id[:])
 		byName.Delete([]byte(topic.Name))
+		d.unindexTopic(id)
 		d.partitionTxn().DeletePrefix(id[:])
 		d.configTxn().DeletePrefix(configKey(metadatapb.ConfigResourceType_CONFIG_RESOURCE_TOPIC, topic.Name, ""))
 	case *metadatapb.Record_Config:

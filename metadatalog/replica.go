@@ -97,6 +97,18 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The WAL writes a Ready's entries before its hard state, so a crash inside one write can keep the
+	// entries and lose the state: a node then restarts with a term below its last entry's, which Raft
+	// cannot handle. Raising the term to that entry's, with no vote, is safe: the lost state was never
+	// synced, so nothing that depended on it was ever sent.
+	if li, _ := cfg.Storage.LastIndex(); li > 0 {
+		if lt, err := cfg.Storage.Term(li); err == nil && lt > hs.GetTerm() {
+			hs = &raftpb.HardState{Term: new(lt), Vote: new(uint64(0)), Commit: new(hs.GetCommit())}
+			if err := cfg.Storage.SetHardState(hs); err != nil {
+				return nil, err
+			}
+		}
+	}
 	rc := &raft.Config{
 		ID:                cfg.ID,
 		ElectionTick:      cfg.ElectionTicks,

@@ -47,6 +47,13 @@ type Faults struct {
 	Partition float64
 	// Client is the chance per step that a client proposes one to three batches.
 	Client float64
+
+	// Brokers (see brokers.go). BrokerCrash, BrokerShutdown and BrokerIsolate are the chances per step
+	// that a random broker crashes (down for 20–420 steps), starts a controlled shutdown, or is cut off
+	// for 50–850 steps from every controller or from the leader alone. Metadata is the chance per step
+	// and broker that its Metadata answer is checked.
+	BrokerCrash, BrokerShutdown, BrokerIsolate float64
+	Metadata                                   float64
 }
 
 // DefaultFaults are tuned so that a 5,000-step run sees a few crashes (some of the leader), a few
@@ -56,7 +63,18 @@ func DefaultFaults() Faults {
 		Drop: 0.05, Duplicate: 0.02, MaxDelay: 12, LongDelay: 0.03,
 		Crash: 1.0 / 600, LeaderBias: 0.5, CrashDuringSync: 1.0 / 1500,
 		Partition: 1.0 / 700, Client: 0.08,
+		BrokerCrash: 1.0 / 500, BrokerShutdown: 1.0 / 900, BrokerIsolate: 1.0 / 500, Metadata: 0.02,
 	}
+}
+
+// HeavyFaults crash, tear, cut and lose several times as often, for soaks: rare interleavings, such as a
+// crash that tears a node's very first write, come up within hundreds of seeds instead of thousands.
+func HeavyFaults() Faults {
+	f := DefaultFaults()
+	f.Drop, f.Duplicate, f.LongDelay = 0.15, 0.05, 0.08
+	f.Crash, f.CrashDuringSync, f.Partition = 1.0/400, 1.0/250, 1.0/400
+	f.Client = 0.15
+	return f
 }
 
 // Config is one simulated run. Seed and Voters fully determine it, given a deterministic source for
@@ -70,6 +88,10 @@ type Config struct {
 	// BrokenDisk makes every disk ignore mustSync, so a crash can lose what Raft was promised was
 	// durable. Only the harness's self-check sets it.
 	BrokenDisk bool
+	// Brokers is how many brokers run: 0 draws 3–5 from the seed, a negative number runs none.
+	Brokers int
+	// Sabotage breaks one broker behaviour on purpose; only the brokers' self-check sets it.
+	Sabotage Sabotage
 }
 
 // Violation is a broken invariant (see the package comment for the numbering).
@@ -95,6 +117,7 @@ type Stats struct {
 	Sent, SentEarly, Dropped, Duplicated  int
 	Unreachables                          int
 	CommitIndex                           uint64
+	Brokers                               BrokerStats
 }
 
 // Result is the outcome of Run. Trace is a digest of everything observable that happened, so two runs
@@ -150,6 +173,15 @@ type node struct {
 	inbox       []*raftpb.Message
 	unreachable []uint64
 	proposing   [][]byte
+	// expect holds, for each entry of proposing, where the active controller expects it (brokers.go).
+	expect []expectation
+
+	// The simulated controller (brokers.go), its broker requests, and the last offset this node
+	// proposed in proposedEpoch.
+	ctl           *ctlState
+	brokerInbox   []*rpc
+	proposedEpoch uint64
+	proposedUpTo  uint64
 }
 
 type sim struct {
@@ -179,6 +211,8 @@ type sim struct {
 	due   []*envelope
 	stats Stats
 	trace hash.Hash64
+
+	bw brokerWorld
 }
 
 // Run simulates one seed and checks every invariant; it never panics.
@@ -212,8 +246,15 @@ func Run(cfg Config) (res Result) {
 	for _, id := range s.voters {
 		n := &node{id: id, disk: &fakeDisk{ignoreSync: cfg.BrokenDisk}, phase: s.rng.Int64N(tickEvery)}
 		s.nodes = append(s.nodes, n)
-		s.start(n)
+		// Processes start at different times: a late node meets a quorum that already has a log, and
+		// its first write then carries both its first epoch and entries.
+		if s.rng.Float64() < 0.3 {
+			n.restartAt = 1 + s.rng.Int64N(600)
+		} else {
+			s.start(n)
+		}
 	}
+	s.initBrokers()
 	for s.now < int64(cfg.Steps) {
 		s.step()
 		if s.now%checkpointEvery == 0 {
@@ -263,6 +304,7 @@ func (s *sim) start(n *node) {
 		s.fail(0, "node %d: restart: %v", n.id, err)
 	}
 	n.r, n.image, n.log, n.pending = r, metadatalog.EmptyImage(), nil, map[uint64]proposal{}
+	n.ctl, n.proposedEpoch, n.proposedUpTo = newCtl(), 0, 0
 	s.record(uint64(s.now), n.id, 1, boolBit(early))
 }
 
@@ -280,7 +322,8 @@ func (s *sim) crash(n *node) {
 	s.stats.TornRecordsKept += kept
 	s.stats.TornRecordsLost += lost
 	n.r, n.image, n.log, n.pending = nil, nil, nil, nil
-	n.inbox, n.unreachable, n.proposing = nil, nil, nil
+	n.inbox, n.unreachable, n.proposing, n.expect = nil, nil, nil, nil
+	n.ctl, n.brokerInbox = newCtl(), nil
 	n.disk.crashNextSync = false
 	n.leader, n.epoch, n.activeEpoch = 0, 0, 0
 	n.restartAt = s.now + 20 + s.rng.Int64N(400)
@@ -331,6 +374,7 @@ func (s *sim) step() {
 		}
 		dst.inbox = append(dst.inbox, m)
 	}
+	s.deliverRPCs()
 	var target *node
 	count, probing := 0, false
 	switch {
@@ -361,9 +405,13 @@ func (s *sim) step() {
 		s.drive(n, c, probing)
 	}
 	s.cur = 0
+	for _, b := range s.bw.brokers {
+		s.stepBroker(b)
+	}
 }
 
 func (s *sim) injectFaults() {
+	s.injectBrokerFaults()
 	if s.rng.Float64() < s.f.Crash {
 		up := s.up()
 		if len(up) > 0 {
@@ -433,28 +481,19 @@ func (s *sim) drive(n *node, proposals int, probing bool) {
 	}
 	n.unreachable = n.unreachable[:0]
 	for range proposals {
-		data := s.newBatch(n)
+		data, batch := s.newBatch(n)
 		if probing {
 			s.probe = data
 		}
-		switch err := n.r.Propose(data); {
-		case err == nil:
-			n.proposing = append(n.proposing, data)
-		case errors.Is(err, metadatalog.ErrNotLeader):
-			s.stats.Rejected++
-			if n.activeEpoch != 0 {
-				n.unpredictable = n.activeEpoch
-			}
-		default:
-			s.fail(0, "node %d: propose: %v", n.id, err)
-		}
+		s.propose(n, data, batch, nil)
 	}
+	s.serveBrokers(n)
 	s.process(n)
 }
 
 func (s *sim) process(n *node) {
-	proposing := n.proposing
-	n.proposing = nil
+	proposing, expect := n.proposing, n.expect
+	n.proposing, n.expect = nil, nil
 	reported := false
 	out, err := n.r.Process(func(offsets []uint64, epoch uint64) {
 		reported = true
@@ -467,6 +506,10 @@ func (s *sim) process(n *node) {
 			}
 			n.pending[off] = proposal{epoch: epoch, data: proposing[i]}
 			s.predict(n, off, epoch)
+			if exp := expect[i]; exp.offset != 0 && (exp.offset != off || exp.epoch != epoch) {
+				s.fail(6, "node %d's controller, active in epoch %d, wrote a batch for offset %d, but Raft put it at offset %d in epoch %d", n.id, exp.epoch, exp.offset, off, epoch)
+			}
+			n.proposedEpoch, n.proposedUpTo = epoch, off
 		}
 		s.stats.Proposed += len(offsets)
 	})
@@ -485,6 +528,9 @@ func (s *sim) process(n *node) {
 	n.leader, n.epoch = out.Leader, out.Epoch
 	if n.activeEpoch != 0 && (n.leader != n.id || n.epoch != n.activeEpoch) {
 		n.activeEpoch = 0
+	}
+	if n.ctl.active && (n.leader != n.id || n.epoch != n.ctl.epoch) {
+		s.resign(n)
 	}
 	for _, e := range out.Committed {
 		s.apply(n, e)
@@ -544,6 +590,20 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 		}
 	} else {
 		s.history = append(s.history, historyEntry{epoch: e.Epoch, data: string(e.Data), node: n.id, step: s.now})
+		batch, err := decodeBatch(e)
+		if err != nil {
+			s.fail(4, "node %d: %v", n.id, err)
+		}
+		prev := metadatalog.EmptyImage()
+		if k := len(s.bw.histImages); k > 0 {
+			prev = s.bw.histImages[k-1]
+		}
+		next, err := prev.Apply(e.Offset, e.Epoch, batch)
+		if err != nil {
+			s.fail(4, "node %d: %v", n.id, err)
+		}
+		s.bw.histImages = append(s.bw.histImages, next)
+		s.checkLogBrokers(e.Offset, batch)
 	}
 	img, err := applyEntry(n.image, e)
 	if err != nil {
@@ -556,6 +616,7 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 		n.activeEpoch, n.nextOffset = n.epoch, e.Offset+1
 		s.stats.Activations++
 	}
+	s.ctlApplied(n, e)
 	if p, ok := n.pending[e.Offset]; ok {
 		delete(n.pending, e.Offset)
 		if p.epoch != e.Epoch {
@@ -574,6 +635,14 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 }
 
 func applyEntry(img *metadatalog.Image, e metadatalog.Entry) (*metadatalog.Image, error) {
+	batch, err := decodeBatch(e)
+	if err != nil {
+		return nil, err
+	}
+	return img.Apply(e.Offset, e.Epoch, batch)
+}
+
+func decodeBatch(e metadatalog.Entry) (*metadatapb.RecordBatch, error) {
 	var batch *metadatapb.RecordBatch
 	if len(e.Data) > 0 { // Raft's own empty entries carry no batch but still advance the offset
 		batch = new(metadatapb.RecordBatch)
@@ -581,7 +650,7 @@ func applyEntry(img *metadatalog.Image, e metadatalog.Entry) (*metadatalog.Image
 			return nil, fmt.Errorf("offset %d does not decode as a record batch: %w", e.Offset, err)
 		}
 	}
-	return img.Apply(e.Offset, e.Epoch, batch)
+	return batch, nil
 }
 
 // transmit puts one message on the wire, unless the network loses it.
@@ -635,7 +704,7 @@ func containsID(ids []uint64, id uint64) bool {
 
 // newBatch builds a distinguishable batch: its config value is unique, and now and then it changes
 // metadata.version, deletes a config or creates a uniquely named topic, so images have state to diverge.
-func (s *sim) newBatch(n *node) []byte {
+func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 	s.seq++
 	key := fmt.Sprintf("key.%d", s.rng.IntN(6))
 	recs := []*metadatapb.Record{{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{
@@ -667,11 +736,12 @@ func (s *sim) newBatch(n *node) []byte {
 				TopicId: id, Replicas: []int32{1, 2, 3}, Isr: []int32{1, 2, 3}, Leader: 1,
 			}}})
 	}
-	data, err := proto.Marshal(&metadatapb.RecordBatch{Records: recs, AppendTimeMs: s.now})
+	batch := &metadatapb.RecordBatch{Records: recs, AppendTimeMs: s.now}
+	data, err := proto.Marshal(batch)
 	if err != nil {
 		s.fail(0, "marshal batch: %v", err)
 	}
-	return data
+	return data, batch
 }
 
 // checkImages checks invariant 4 on every running node.
@@ -681,6 +751,7 @@ func (s *sim) checkImages() {
 			s.checkImage(n)
 		}
 	}
+	s.checkBrokerImages()
 }
 
 func (s *sim) checkImage(n *node) {
@@ -724,6 +795,12 @@ func (s *sim) settle() {
 			s.start(n)
 		}
 	}
+	for _, b := range s.bw.brokers {
+		s.healBroker(b)
+		if !b.up {
+			s.startBroker(b)
+		}
+	}
 	deadline := s.now + settleSteps
 	s.runUntil(deadline, "converge after healing", s.converged)
 
@@ -761,6 +838,8 @@ func (s *sim) settle() {
 			s.fail(4, "node %d's image differs from node 1's after convergence: %s", n.id, d)
 		}
 	}
+	s.settleBrokers()
+	s.checkImages()
 }
 
 func (s *sim) probePending(l *node) bool {

@@ -14,7 +14,19 @@ var (
 	flagVoters = flag.Int("voters", 0, "quorum size, 3 or 5 (0: both)")
 	flagSteps  = flag.Int("steps", defaultSteps, "steps of the fault phase of each seed")
 	flagFirst  = flag.Uint64("firstseed", 1, "first seed of the -seeds range, so that a soak can cover new ground")
+	flagFaults = flag.String("faults", "default", "fault profile: default, or heavy (several times as many crashes, torn writes and lost messages)")
 )
+
+func faultProfile(t *testing.T) Faults {
+	switch *flagFaults {
+	case "default":
+		return DefaultFaults()
+	case "heavy":
+		return HeavyFaults()
+	}
+	t.Fatalf("-faults=%q: want default or heavy", *flagFaults)
+	return Faults{}
+}
 
 const defaultSteps = 5000
 
@@ -52,6 +64,9 @@ func replayCommand(r seedRun) string {
 	if *flagSteps != defaultSteps {
 		cmd += fmt.Sprintf(" -steps=%d", *flagSteps)
 	}
+	if *flagFaults != "default" {
+		cmd += " -faults=" + *flagFaults
+	}
 	return cmd
 }
 
@@ -64,10 +79,11 @@ func runSeed(t *testing.T, cfg Config) Result {
 
 func TestSim(t *testing.T) {
 	var total Stats
+	faults := faultProfile(t)
 	runs := seedsToRun()
 	for _, r := range runs {
 		t.Run(fmt.Sprintf("voters=%d/seed=%d", r.voters, r.seed), func(t *testing.T) {
-			res := runSeed(t, Config{Seed: r.seed, Voters: r.voters, Steps: *flagSteps})
+			res := runSeed(t, Config{Seed: r.seed, Voters: r.voters, Steps: *flagSteps, Faults: faults})
 			if res.Err != nil {
 				t.Fatalf("seed %d with %d voters failed; replay: %s\n%v", r.seed, r.voters, replayCommand(r), res.Err)
 			}
@@ -83,16 +99,25 @@ func TestSim(t *testing.T) {
 			total.Superseded += st.Superseded
 			total.SentEarly += st.SentEarly
 			total.Predicted += st.Predicted
+			total.Brokers.add(st.Brokers)
 		})
 	}
 	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d messages sent before an fsync, %d writes acknowledged, %d superseded, %d offsets predicted",
 		total.Epochs, total.Crashes, total.LeaderCrashes, total.CrashesInSync, total.TornRecordsLost, total.Partitions, total.SentEarly, total.Acked, total.Superseded, total.Predicted)
+	b := total.Brokers
+	t.Logf("brokers: %d brokers, %d crashes, %d isolations, %d controlled shutdowns (%d granted); committed: %d registrations, %d fences (%d expiry batches proposed), %d unfences; %d controller activations, %d resignations dropping %d answers; answers: %d DUPLICATE_BROKER_REGISTRATION (%d of them for a fenced registration), %d STALE_BROKER_EPOCH, %d NOT_CONTROLLER, %d fetch refusals; %d Metadata answers checked (%d with a fenced broker registered)",
+		b.Brokers, b.Crashes, b.Isolations, b.Shutdowns, b.Granted, b.Registrations, b.Fences, b.ExpiryBatches, b.Unfences, b.Activations, b.Resignations, b.AnswersDropped,
+		b.Duplicates, b.DuplicatesOfFenced, b.SessionsLost, b.NotController, b.FetchRefusals, b.MetadataChecks, b.MetadataWithFenced)
 	// A change that quietly stops injecting some fault would leave every seed green and prove nothing.
 	if len(runs) >= 50 && !t.Failed() {
 		for what, n := range map[string]int{
 			"leader crashes": total.LeaderCrashes, "crashes mid-fsync": total.CrashesInSync, "torn records lost": total.TornRecordsLost,
 			"partitions": total.Partitions, "acknowledged writes": total.Acked, "superseded writes": total.Superseded,
 			"messages sent before the leader's fsync": total.SentEarly, "predicted offsets": total.Predicted,
+			"broker registrations": b.Registrations, "session-expiry fences": b.ExpiryBatches, "committed fences": b.Fences,
+			"unfences": b.Unfences, "granted controlled shutdowns": b.Granted, "broker answers dropped with leadership": b.AnswersDropped,
+			"registrations refused as duplicates": b.Duplicates, "log-follow refusals by standbys": b.FetchRefusals,
+			"Metadata answers from an image with a fenced broker": b.MetadataWithFenced,
 		} {
 			if n == 0 {
 				t.Errorf("%d seeds saw no %s: the simulation has stopped exercising them", len(runs), what)
@@ -123,6 +148,40 @@ func TestBrokenDiskIsCaught(t *testing.T) {
 		}
 	}
 	t.Fatalf("a disk that ignores mustSync never broke invariant 2 or 3 in %d seeds (violations by invariant: %v): the checker has gone blind", maxSeeds, caught)
+}
+
+// TestBrokenBrokersAreCaught tests the broker invariants' checkers: each sabotage breaks one broker
+// behaviour on purpose, and within a few seeds the invariant that guards it must fire, and no other.
+func TestBrokenBrokersAreCaught(t *testing.T) {
+	const maxSeeds = 10
+	for _, tc := range []struct {
+		name      string
+		sabotage  Sabotage
+		invariant int
+	}{
+		{"epoch off by one", SabotageEpochOffByOne, 7},
+		{"double fence", SabotageDoubleFence, 8},
+		{"Metadata lists fenced brokers", SabotageMetadataListsFenced, 9},
+		{"heartbeats report a stale offset", SabotageStaleOffset, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= maxSeeds; seed++ {
+				var res Result
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2000, Sabotage: tc.sabotage})
+				})
+				if res.Err == nil {
+					continue
+				}
+				if res.Err.Invariant != tc.invariant {
+					t.Fatalf("seed %d: want invariant %d, got %v", seed, tc.invariant, res.Err)
+				}
+				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
+				return
+			}
+			t.Fatalf("invariant %d never fired in %d seeds: its checker has gone blind", tc.invariant, maxSeeds)
+		})
+	}
 }
 
 // TestSimIsDeterministic runs one seed twice: a replay command is only worth printing if the replay

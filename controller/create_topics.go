@@ -1,0 +1,133 @@
+package controller
+
+// CreateTopics (key 19), versions 0–7. v1 added ValidateOnly and the per-topic ErrorMessage; v4 lets
+// NumPartitions and ReplicationFactor be -1 for the defaults without a manual assignment (KIP-464; we
+// read -1 that way at every version, as Kafka's controller does); v5 is flexible and answers with each
+// new topic's configs, partition count and replication factor (KIP-525); v6 may answer
+// THROTTLING_QUOTA_EXCEEDED, which we never do (no quotas); v7 answers with the topic id.
+//
+// The decisions are topicControl.createTopics'. Every topic that passes goes into one batch; the
+// answer leaves when that batch commits. ValidateOnly answers the same without writing.
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/kraftgo/kraft/api/metadatapb"
+	"github.com/kraftgo/kraft/metadatalog"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Config sources of CreateTopics v5+ (Kafka's DescribeConfigs sources).
+const (
+	configSourceTopic   = 1 // DYNAMIC_TOPIC_CONFIG
+	configSourceDefault = 5 // DEFAULT_CONFIG
+)
+
+func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	topics := make([]newTopic, len(req.Topics))
+	for i, t := range req.Topics {
+		nt := newTopic{name: t.Topic, numPartitions: t.NumPartitions, replicationFactor: t.ReplicationFactor}
+		for _, a := range t.ReplicaAssignment {
+			nt.assignments = append(nt.assignments, newAssignment{partition: a.Partition, replicas: a.Replicas})
+		}
+		for _, cfg := range t.Configs {
+			nt.configs = append(nt.configs, requestedConfig{name: cfg.Name, value: cfg.Value})
+		}
+		topics[i] = nt
+	}
+	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
+	outcomes, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, []topicOutcome) {
+		records, outcomes := tc.createTopics(img, topics, rng)
+		c.logTopicOutcomes("CreateTopics", req.ValidateOnly, offset, outcomes, len(records))
+		if req.ValidateOnly {
+			return nil, outcomes
+		}
+		return records, outcomes
+	}, alwaysAfterPending)
+	code, msg := c.topicWriteFailure(o)
+	for i, t := range req.Topics {
+		rt := kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic = t.Topic
+		switch {
+		case code != nil:
+			rt.ErrorCode, rt.ErrorMessage = code.Code, &msg
+		case outcomes[i].code != nil:
+			rt.ErrorCode, rt.ErrorMessage = outcomes[i].code.Code, &outcomes[i].msg
+		default:
+			out := outcomes[i]
+			rt.TopicID, rt.NumPartitions, rt.ReplicationFactor = out.id, out.numPartitions, out.replicationFactor
+			rt.Configs = createdTopicConfigs(out.configs)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, nil
+}
+
+// createdTopicConfigs lists a new topic's configs for CreateTopics v5+: every config this controller
+// knows, by name, those the request set as topic configs and the rest as Kafka's defaults.
+func createdTopicConfigs(set []topicConfig) []kmsg.CreateTopicsResponseTopicConfig {
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigDefs))
+	for _, d := range topicConfigDefs {
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		value := d.def
+		rc.Name, rc.Source = d.name, configSourceDefault
+		for _, s := range set {
+			if s.name == d.name {
+				value, rc.Source = s.value, configSourceTopic
+			}
+		}
+		rc.Value = &value
+		out = append(out, rc)
+	}
+	return out
+}
+
+// alwaysAfterPending makes an answer that wrote nothing wait for the writes before it: it was decided
+// against the speculative image, so it may rest on them (a topic "already exists" because a create is
+// in flight). Kafka completes such a read-after-write the same way.
+func alwaysAfterPending() bool { return true }
+
+// requestRand is the random source of one topic request: topic ids and the placement seed. It is
+// seeded from the system's entropy, so topic ids are unpredictable; the decisions themselves stay pure.
+func requestRand() *mrand.Rand {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
+	return mrand.New(mrand.NewChaCha8(seed))
+}
+
+// topicWriteFailure turns a write that did not complete into the code and message every topic of the
+// request answers with.
+func (c *Controller) topicWriteFailure(o writeOutcome) (*kerr.Error, string) {
+	switch {
+	case o.notController:
+		switch leader := c.leader.Load(); leader {
+		case 0:
+			return kerr.NotController, "This controller is not the active controller, and no controller is active right now (an election is under way); retry shortly."
+		case uint64(c.cfg.NodeID):
+			return kerr.NotController, "This controller has just been elected and is still catching up with the metadata log; retry shortly."
+		default:
+			return kerr.NotController, fmt.Sprintf("This controller is not the active controller; node %d is. Send the request to a broker, which forwards it, or to the active controller.", leader)
+		}
+	case o.err != nil:
+		return kerr.RequestTimedOut, "The request did not complete, and its outcome is unknown; check the topics before retrying: " + o.err.Error()
+	}
+	return nil, ""
+}
+
+// logTopicOutcomes logs what a topic request decided.
+func (c *Controller) logTopicOutcomes(api string, validateOnly bool, offset uint64, outcomes []topicOutcome, records int) {
+	failed := 0
+	for _, o := range outcomes {
+		if o.code != nil {
+			failed++
+			c.log.Debug(api+" refused a topic", "topic", o.name, "error", o.code.Message, "reason", o.msg)
+		}
+	}
+	c.log.Info(api, "topics", len(outcomes), "failed", failed, "records", records, "validate_only", validateOnly, "offset", offset)
+}
