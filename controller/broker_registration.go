@@ -11,6 +11,7 @@ package controller
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
@@ -34,7 +35,12 @@ func (c *Controller) handleBrokerRegistration(ctx context.Context, req *kmsg.Bro
 		code, msg = kerr.RequestTimedOut, "the registration did not complete: "+o.err.Error()
 	}
 	if code != nil {
-		c.log.Warn("refused a broker registration", "broker", r.id, "error", code.Message, "reason", msg)
+		// NOT_CONTROLLER is routine (a starting broker asks a random voter first); the rest need an operator.
+		lvl := slog.LevelWarn
+		if code == kerr.NotController {
+			lvl = slog.LevelDebug
+		}
+		c.log.Log(ctx, lvl, "refused a broker registration", "broker", r.id, "error", code.Message, "reason", msg)
 		resp.ErrorCode = code.Code
 		return resp, nil
 	}

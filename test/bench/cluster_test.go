@@ -55,11 +55,12 @@ func fileExists(p string) bool {
 
 // cluster is three kraftd processes started from one whole-cluster file on 127.0.0.1.
 type cluster struct {
-	bin, dir string
-	ids      []int32
-	addrs    map[int32]string
-	procs    map[int32]*exec.Cmd
-	exited   map[int32]chan struct{}
+	bin, dir  string
+	clusterID string
+	ids       []int32
+	addrs     map[int32]string
+	procs     map[int32]*exec.Cmd
+	exited    map[int32]chan struct{}
 
 	mu      sync.Mutex
 	clients map[string]*kgo.Client
@@ -117,6 +118,7 @@ func startCluster(bin, dir string) (*cluster, error) {
 		return nil, fmt.Errorf("kraftctl storage random-uuid: %w", err)
 	}
 	clusterID := strings.TrimSpace(string(out))
+	c.clusterID = clusterID
 	for _, id := range c.ids {
 		cmd := exec.Command(filepath.Join(bin, "kraftctl"), "storage", "format", "--config", conf,
 			"--node-id", fmt.Sprint(id), "--cluster-id", clusterID)
@@ -146,6 +148,42 @@ func startCluster(bin, dir string) (*cluster, error) {
 		c.procs[id], c.exited[id] = cmd, done
 	}
 	return c, nil
+}
+
+// cpuWindow is the CPU each node, this process and the rest of the machine used over a window.
+type cpuWindow struct {
+	elapsed time.Duration
+	nodes   map[int32]time.Duration
+	self    time.Duration // this benchmark process: clients, in-process brokers
+	other   time.Duration // the machine's busy time minus all of the above
+}
+
+// startCPU opens a window; the function it returns closes it.
+func (c *cluster) startCPU() func() cpuWindow {
+	nodes0 := map[int32]time.Duration{}
+	for _, id := range c.ids {
+		nodes0[id], _ = cpuTime(c.pid(id))
+	}
+	t0, self0, machine0 := time.Now(), selfCPU(), machineBusy()
+	return func() cpuWindow {
+		w := cpuWindow{elapsed: time.Since(t0), nodes: map[int32]time.Duration{}, self: selfCPU() - self0}
+		w.other = machineBusy() - machine0 - w.self
+		for _, id := range c.ids {
+			t, _ := cpuTime(c.pid(id))
+			w.nodes[id] = t - nodes0[id]
+			w.other -= w.nodes[id]
+		}
+		w.other = max(w.other, 0)
+		return w
+	}
+}
+
+// pct is d as a percentage of one core over the window.
+func (w cpuWindow) pct(d time.Duration) float64 {
+	if w.elapsed <= 0 {
+		return 0
+	}
+	return 100 * d.Seconds() / w.elapsed.Seconds()
 }
 
 // nodeDir is a node's metadata directory.
