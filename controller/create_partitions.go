@@ -9,7 +9,6 @@ package controller
 
 import (
 	"context"
-	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
@@ -29,15 +28,9 @@ func (c *Controller) handleCreatePartitions(ctx context.Context, req *kmsg.Creat
 		}
 	}
 	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
-	outcomes, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, []topicOutcome) {
-		records, outcomes := tc.createPartitions(img, incs, rng)
-		c.logTopicOutcomes("CreatePartitions", req.ValidateOnly, offset, outcomes, len(records))
-		if req.ValidateOnly {
-			return nil, outcomes
-		}
-		return records, outcomes
-	}, alwaysAfterPending)
-	code, msg := c.topicWriteFailure(o)
+	outcomes, code, msg := c.runTopicOp(ctx, "CreatePartitions", req.ValidateOnly, func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome) {
+		return tc.createPartitions(img, incs, rng)
+	})
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreatePartitionsResponseTopic()
 		rt.Topic = t.Topic

@@ -42,15 +42,9 @@ func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTop
 		topics[i] = nt
 	}
 	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
-	outcomes, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, []topicOutcome) {
-		records, outcomes := tc.createTopics(img, topics, rng)
-		c.logTopicOutcomes("CreateTopics", req.ValidateOnly, offset, outcomes, len(records))
-		if req.ValidateOnly {
-			return nil, outcomes
-		}
-		return records, outcomes
-	}, alwaysAfterPending)
-	code, msg := c.topicWriteFailure(o)
+	outcomes, code, msg := c.runTopicOp(ctx, "CreateTopics", req.ValidateOnly, func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome) {
+		return tc.createTopics(img, topics, rng)
+	})
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -99,6 +93,22 @@ func requestRand() *mrand.Rand {
 	var seed [32]byte
 	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
 	return mrand.New(mrand.NewChaCha8(seed))
+}
+
+// runTopicOp runs one topic request on the event loop: decide yields the records and a per-topic
+// outcome against the speculative image; validateOnly answers the same and writes nothing. code and
+// msg, when set, are what every topic answers because the write itself did not complete.
+func (c *Controller) runTopicOp(ctx context.Context, api string, validateOnly bool, decide func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome)) (outcomes []topicOutcome, code *kerr.Error, msg string) {
+	outcomes, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, []topicOutcome) {
+		records, outcomes := decide(img)
+		c.logTopicOutcomes(api, validateOnly, offset, outcomes, len(records))
+		if validateOnly {
+			return nil, outcomes
+		}
+		return records, outcomes
+	}, alwaysAfterPending)
+	code, msg = c.topicWriteFailure(o)
+	return outcomes, code, msg
 }
 
 // topicWriteFailure turns a write that did not complete into the code and message every topic of the

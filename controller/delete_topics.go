@@ -10,7 +10,6 @@ package controller
 
 import (
 	"context"
-	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
@@ -30,12 +29,9 @@ func (c *Controller) handleDeleteTopics(ctx context.Context, req *kmsg.DeleteTop
 		}
 	}
 	tc := newTopicControl(c.cfg.MaxPartitionsPerRequest)
-	outcomes, o := runOp(ctx, c, func(img *metadatalog.Image, offset uint64, _ time.Time) ([]*metadatapb.Record, []topicOutcome) {
-		records, outcomes := tc.deleteTopics(img, refs)
-		c.logTopicOutcomes("DeleteTopics", false, offset, outcomes, len(records))
-		return records, outcomes
-	}, alwaysAfterPending)
-	code, msg := c.topicWriteFailure(o)
+	outcomes, code, msg := c.runTopicOp(ctx, "DeleteTopics", false, func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome) {
+		return tc.deleteTopics(img, refs)
+	})
 	for i, ref := range refs {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic, rt.TopicID = ref.name, ref.id
