@@ -130,13 +130,13 @@ func TestKcatListsBrokers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("kcat -L -b %s:\n%s", c.addrs[c.brokers[0]], r.stdout)
-	if r.code != 0 {
+	t.Logf("kcat -L -b %s:\n%s", c.addrs[c.brokers[0]], r.Stdout)
+	if r.Code != 0 {
 		t.Fatalf("kcat -L: %v", r)
 	}
 	count := -1
 	got := map[int32]string{}
-	for _, line := range strings.Split(r.stdout, "\n") {
+	for _, line := range strings.Split(r.Stdout, "\n") {
 		if m := kcatBrokerCount.FindStringSubmatch(line); m != nil {
 			count, _ = strconv.Atoi(m[1])
 		}
@@ -156,7 +156,7 @@ func TestKcatListsBrokers(t *testing.T) {
 			t.Errorf("kcat: broker %d at %q, want %s", id, got[id], c.addrs[id])
 		}
 	}
-	if !strings.Contains(r.stdout, "(controller)") {
+	if !strings.Contains(r.Stdout, "(controller)") {
 		t.Errorf("kcat marks no broker as the controller")
 	}
 }
@@ -183,10 +183,10 @@ func TestKafkaPythonDescribeCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("%s (kafka-python) describe_cluster: %v", py, r)
 	}
-	t.Logf("describe_cluster(): %s", strings.TrimSpace(r.stdout))
+	t.Logf("describe_cluster(): %s", strings.TrimSpace(r.Stdout))
 	var out struct {
 		Brokers []struct {
 			NodeID int32  `json:"node_id"`
@@ -196,7 +196,7 @@ func TestKafkaPythonDescribeCluster(t *testing.T) {
 		ClusterID    *string `json:"cluster_id"`
 		ControllerID int32   `json:"controller_id"`
 	}
-	if err := json.Unmarshal([]byte(lastLine(r.stdout)), &out); err != nil {
+	if err := json.Unmarshal([]byte(lastLine(r.Stdout)), &out); err != nil {
 		t.Fatalf("describe_cluster() printed something that is not JSON: %v\n%v", err, r)
 	}
 	var ids []int32

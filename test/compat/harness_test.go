@@ -9,21 +9,18 @@ package compat
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	harness "github.com/kraftgo/kraft/test/cluster"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -54,25 +51,13 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
-	root, err := repoRoot()
+	bins, cleanup, err := harness.Build("kraft-compat-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compat:", err)
 		return 1
 	}
-	tmp, err := os.MkdirTemp("", "kraft-compat-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compat:", err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	binDir := filepath.Join(tmp, "bin")
-	build := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/kraftd", "./cmd/kraftctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "compat: go build ./cmd/kraftd ./cmd/kraftctl in %s: %v\n%s", root, err, out)
-		return 1
-	}
-	kraftd, kraftctl = filepath.Join(binDir, "kraftd"), filepath.Join(binDir, "kraftctl")
+	defer cleanup()
+	kraftd, kraftctl = bins.Kraftd, bins.Kraftctl
 	code := m.Run()
 	if shared.c != nil {
 		if err := shared.c.stopAll(); err != nil {
@@ -85,23 +70,6 @@ func buildAndRun(m *testing.M) int {
 		shared.c.killAll()
 	}
 	return code
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test directory")
-		}
-		dir = parent
-	}
 }
 
 // sharedCluster returns the running cluster, starting it on first use. A test that fails prints the
@@ -141,62 +109,24 @@ type cluster struct {
 	addrs                map[int32]string // a controller's controller port, a broker's PLAINTEXT port
 
 	mu    sync.Mutex
-	procs map[int32]*proc
-}
-
-type proc struct {
-	id      int32
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	procs map[int32]*harness.Proc
 }
 
 // startCluster writes a cluster file for controllers 1–3 and brokers 4–6 on free loopback ports,
 // formats every node, starts them, and waits until every broker's Metadata lists all three brokers.
 func startCluster(dir string) (*cluster, error) {
-	c := &cluster{dir: dir, addrs: map[int32]string{}, procs: map[int32]*proc{}}
-	ports, err := freePorts(6)
+	c := &cluster{dir: dir, procs: map[int32]*harness.Proc{}}
+	f, err := harness.WriteFile(harness.Spec{
+		Dir:         dir,
+		Comment:     "written by the compat tests: three controllers and three brokers",
+		Controllers: 3,
+		Brokers:     3,
+		Settings:    []string{"broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000"},
+	})
 	if err != nil {
 		return nil, err
 	}
-	var voters, nodes []string
-	for i, port := range ports {
-		id := int32(i + 1)
-		c.addrs[id] = fmt.Sprintf("127.0.0.1:%d", port)
-		if id <= 3 {
-			c.controllers = append(c.controllers, id)
-			voters = append(voters, fmt.Sprintf("%d@%s", id, c.addrs[id]))
-			nodes = append(nodes, fmt.Sprintf("node.%d.process.roles=controller\nnode.%d.listeners=CONTROLLER://%s", id, id, c.addrs[id]))
-		} else {
-			c.brokers = append(c.brokers, id)
-			nodes = append(nodes, fmt.Sprintf("node.%d.process.roles=broker\nnode.%d.listeners=PLAINTEXT://%s", id, id, c.addrs[id]))
-		}
-	}
-	conf := strings.Join([]string{
-		"# written by the compat tests: three controllers and three brokers",
-		"controller.quorum.voters=" + strings.Join(voters, ","),
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-		"metadata.log.dir=" + filepath.Join(dir, "node-${node.id}"),
-		"controller.quorum.election.timeout.ms=1000",
-		"broker.heartbeat.interval.ms=500",
-		"broker.session.timeout.ms=3000",
-		strings.Join(nodes, "\n"),
-		"",
-	}, "\n")
-	c.conf = filepath.Join(dir, "cluster.properties")
-	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
-		return nil, err
-	}
+	c.conf, c.controllers, c.brokers, c.addrs = f.Path, f.Controllers, f.Brokers, f.Addrs
 	out, err := ctl("storage", "random-uuid")
 	if err != nil {
 		return nil, err
@@ -204,7 +134,7 @@ func startCluster(dir string) (*cluster, error) {
 	c.clusterID = strings.TrimSpace(out)
 	all := append(slices.Clone(c.controllers), c.brokers...)
 	for _, id := range all {
-		if _, err := ctl("storage", "format", "--config", c.conf, "--node-id", fmt.Sprint(id), "--cluster-id", c.clusterID); err != nil {
+		if err := harness.Format(kraftctl, exitTimeout, c.conf, id, c.clusterID); err != nil {
 			return c, err
 		}
 	}
@@ -220,51 +150,12 @@ func startCluster(dir string) (*cluster, error) {
 	return c, nil
 }
 
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("picking a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// childEnv drops KRAFT_* variables, which would silently change the configuration under test.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KRAFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 func (c *cluster) start(id int32) error {
 	logPath := filepath.Join(c.dir, fmt.Sprintf("node-%d.log", id))
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := harness.Start(fmt.Sprintf("node %d", id), logPath, "", kraftd, "--config", c.conf, "--node-id", fmt.Sprint(id))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	cmd := exec.Command(kraftd, "--config", c.conf, "--node-id", fmt.Sprint(id))
-	cmd.Env = childEnv()
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node %d: %w", id, err)
-	}
-	p := &proc{id: id, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
 	c.mu.Lock()
 	c.procs[id] = p
 	c.mu.Unlock()
@@ -289,9 +180,9 @@ func (c *cluster) waitReady() error {
 		}
 		c.mu.Lock()
 		for id, p := range c.procs {
-			if !p.running() {
+			if !p.Running() {
 				c.mu.Unlock()
-				return fmt.Errorf("node %d exited (%v) while the cluster was starting", id, p.cmd.ProcessState)
+				return fmt.Errorf("node %d exited (%v) while the cluster was starting", id, p.State())
 			}
 		}
 		c.mu.Unlock()
@@ -312,18 +203,8 @@ func (c *cluster) stopAll() error {
 		if p == nil {
 			continue
 		}
-		if !p.running() {
-			errs = append(errs, fmt.Errorf("node %d had exited (%v) before the end of the tests", id, p.cmd.ProcessState))
-			continue
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-				errs = append(errs, fmt.Errorf("node %d exited with %v after SIGTERM, want 0", id, p.cmd.ProcessState))
-			}
-		case <-time.After(exitTimeout):
-			errs = append(errs, fmt.Errorf("node %d did not exit within %v of SIGTERM", id, exitTimeout))
+		if err := p.Stop(exitTimeout); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -333,10 +214,7 @@ func (c *cluster) killAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range c.procs {
-		if p.running() {
-			p.cmd.Process.Kill()
-		}
-		<-p.done
+		p.Kill()
 	}
 	os.RemoveAll(c.dir)
 }
@@ -345,25 +223,13 @@ func (c *cluster) printLogs(w interface{ Write([]byte) (int, error) }) {
 	c.mu.Lock()
 	var paths []string
 	for _, p := range c.procs {
-		paths = append(paths, p.logPath)
+		paths = append(paths, p.LogPath)
 	}
 	c.mu.Unlock()
 	slices.Sort(paths)
 	for _, path := range paths {
-		fmt.Fprintf(w, "----- tail of %s -----\n%s\n", path, tailFile(path, logTailLines))
+		fmt.Fprintf(w, "----- tail of %s -----\n%s\n", path, harness.TailFile(path, logTailLines))
 	}
-}
-
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d earlier lines)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
 }
 
 // ---------------------------------------------------------------------------
@@ -371,58 +237,19 @@ func tailFile(path string, n int) string {
 
 // ctl runs kraftctl and returns its stdout, or an error holding everything it printed.
 func ctl(args ...string) (string, error) {
-	r, err := runCmd(exitTimeout, kraftctl, args...)
-	if err != nil {
-		return "", err
-	}
-	if r.code != 0 {
-		return "", fmt.Errorf("kraftctl %s: %v", strings.Join(args, " "), r)
-	}
-	return r.stdout, nil
-}
-
-type runResult struct {
-	code           int
-	stdout, stderr string
-}
-
-func (r runResult) String() string {
-	return fmt.Sprintf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	return harness.RunOK(exitTimeout, kraftctl, args...)
 }
 
 // runCmd runs bin to completion, killing it after timeout (which is an error).
-func runCmd(timeout time.Duration, bin string, args ...string) (runResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = childEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := runResult{stdout: stdout.String(), stderr: stderr.String()}
-	if ctx.Err() != nil {
-		return r, fmt.Errorf("%s %s did not finish within %v\n%v", filepath.Base(bin), strings.Join(args, " "), timeout, r)
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return r, fmt.Errorf("run %s: %w", bin, err)
-	}
-	r.code = cmd.ProcessState.ExitCode()
-	return r, nil
+func runCmd(timeout time.Duration, bin string, args ...string) (harness.RunResult, error) {
+	return harness.Run(timeout, bin, args...)
 }
 
 // metadataBrokers asks the broker at addr for Metadata (no topics) and returns the broker ids listed.
 func metadataBrokers(addr string) ([]int32, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("kraft-compat"), kgo.DialTimeout(requestTimeout))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
 	req := kmsg.NewPtrMetadataRequest()
 	req.Topics = []kmsg.MetadataRequestTopic{}
-	resp, err := cl.SeedBrokers()[0].Request(ctx, req)
+	resp, err := harness.Request(addr, "kraft-compat", requestTimeout, req)
 	if err != nil {
 		return nil, err
 	}
@@ -462,10 +289,10 @@ func kafkaPython(t *testing.T) string {
 			continue
 		}
 		r, err := runCmd(exitTimeout, path, "-c", "import kafka")
-		if err == nil && r.code == 0 {
+		if err == nil && r.Code == 0 {
 			return path
 		}
-		tried = append(tried, fmt.Sprintf("%s: cannot import kafka: %s", path, strings.TrimSpace(lastLine(r.stderr))))
+		tried = append(tried, fmt.Sprintf("%s: cannot import kafka: %s", path, strings.TrimSpace(lastLine(r.Stderr))))
 	}
 	t.Fatalf("kafka-python is not installed for any python3 (%s); install it with:\n  %s\n(or run `make test` as root, which runs test/compat/install-clients.sh)", strings.Join(tried, "; "), installHint)
 	return ""

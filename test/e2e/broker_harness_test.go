@@ -6,7 +6,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kraftgo/kraft/api/kafkaext"
+	harness "github.com/kraftgo/kraft/test/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -37,41 +37,25 @@ type brokerCluster struct {
 // formatted or started.
 func newBrokerCluster(t *testing.T, nControllers, nBrokers int, extra ...string) *brokerCluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), addrs: map[int32]string{}, procs: map[int32]*proc{}}
-	bc := &brokerCluster{cluster: c}
-	ports := freePorts(t, nControllers+nBrokers)
-	var voters, nodes []string
-	for i, port := range ports {
-		id := int32(i + 1)
-		c.ids = append(c.ids, id)
-		c.addrs[id] = fmt.Sprintf("127.0.0.1:%d", port)
-		if i < nControllers {
-			bc.controllers = append(bc.controllers, id)
-			voters = append(voters, fmt.Sprintf("%d@%s", id, c.addrs[id]))
-			nodes = append(nodes, fmt.Sprintf("node.%d.process.roles=controller", id), fmt.Sprintf("node.%d.listeners=CONTROLLER://%s", id, c.addrs[id]))
-		} else {
-			bc.brokers = append(bc.brokers, id)
-			nodes = append(nodes, fmt.Sprintf("node.%d.process.roles=broker", id), fmt.Sprintf("node.%d.listeners=PLAINTEXT://%s", id, c.addrs[id]))
-		}
-	}
-	conf := strings.Join([]string{
-		"# written by the e2e tests: controllers and brokers of one cluster",
-		"controller.quorum.voters=" + strings.Join(voters, ","),
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-		"metadata.log.dir=" + filepath.Join(c.dir, "node-${node.id}"),
-		"controller.quorum.election.timeout.ms=1000",
-		"controller.quorum.fetch.timeout.ms=2000",
-		"broker.heartbeat.interval.ms=" + strconv.Itoa(testHeartbeatMs),
-		"broker.session.timeout.ms=" + strconv.Itoa(testSessionMs),
-		strings.Join(nodes, "\n"),
-		strings.Join(extra, "\n"),
-		"",
-	}, "\n")
-	c.conf = filepath.Join(c.dir, "cluster.properties")
-	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
+	c := &cluster{t: t, dir: t.TempDir(), procs: map[int32]*proc{}}
+	f, err := harness.WriteFile(harness.Spec{
+		Dir:         c.dir,
+		Comment:     "written by the e2e tests: controllers and brokers of one cluster",
+		Controllers: nControllers,
+		Brokers:     nBrokers,
+		Settings: []string{
+			"controller.quorum.fetch.timeout.ms=2000",
+			"broker.heartbeat.interval.ms=" + strconv.Itoa(testHeartbeatMs),
+			"broker.session.timeout.ms=" + strconv.Itoa(testSessionMs),
+		},
+		Extra: extra,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	c.conf, c.ids, c.addrs = f.Path, f.IDs(), f.Addrs
+	bc := &brokerCluster{cluster: c, controllers: f.Controllers, brokers: f.Brokers}
+	conf := f.Text
 	c.clusterID = strings.TrimSpace(runCtlOK(t, "storage", "random-uuid"))
 	if len(c.clusterID) != 22 {
 		t.Fatalf("kraftctl storage random-uuid printed %q, want a 22-character id", c.clusterID)
@@ -86,24 +70,13 @@ func newBrokerCluster(t *testing.T, nControllers, nBrokers int, extra ...string)
 	return bc
 }
 
-// formatAndStartAll formats every node of the file and starts them: controllers first, then brokers.
-func (bc *brokerCluster) formatAndStartAll() {
-	bc.t.Helper()
-	for _, id := range bc.ids {
-		bc.format(id)
-	}
-	for _, id := range bc.ids {
-		bc.start(id)
-	}
-}
-
 // stopAll stops the running brokers (each completes a controlled shutdown while the quorum is still
 // there), then the controllers, each with SIGTERM and requiring exit code 0.
 func (bc *brokerCluster) stopAll() {
 	bc.t.Helper()
 	for _, id := range append(slices.Clone(bc.brokers), bc.controllers...) {
-		if p := bc.proc(id); p != nil && p.running() {
-			p.stop(bc.t)
+		if p := bc.proc(id); p != nil && p.Running() {
+			stopProc(bc.t, p)
 		}
 	}
 }
@@ -234,27 +207,27 @@ type brokersRow struct {
 func brokersList(t *testing.T, flag, addr string) (map[int32]brokersRow, string, error) {
 	t.Helper()
 	r := run(t, kraftctl, "brokers", "list", flag, addr, "--timeout", "5s")
-	if r.code != 0 {
-		return nil, r.stdout, fmt.Errorf("kraftctl brokers list %s %s: %v", flag, addr, r)
+	if r.Code != 0 {
+		return nil, r.Stdout, fmt.Errorf("kraftctl brokers list %s %s: %v", flag, addr, r)
 	}
-	lines := nonEmptyLines(r.stdout)
+	lines := nonEmptyLines(r.Stdout)
 	want := "ID ENDPOINT RACK EPOCH STATE METADATA-OFFSET LAG"
 	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != want {
-		return nil, r.stdout, fmt.Errorf("kraftctl brokers list: header %q, want %q", firstLine(lines), want)
+		return nil, r.Stdout, fmt.Errorf("kraftctl brokers list: header %q, want %q", firstLine(lines), want)
 	}
 	rows := map[int32]brokersRow{}
 	for _, line := range lines[1:] {
 		f := strings.Fields(line)
 		if len(f) != 7 {
-			return nil, r.stdout, fmt.Errorf("kraftctl brokers list: row %q has %d columns, want 7", line, len(f))
+			return nil, r.Stdout, fmt.Errorf("kraftctl brokers list: row %q has %d columns, want 7", line, len(f))
 		}
 		id, err := strconv.ParseInt(f[0], 10, 32)
 		if err != nil {
-			return nil, r.stdout, fmt.Errorf("kraftctl brokers list: row %q: id %q is not a number", line, f[0])
+			return nil, r.Stdout, fmt.Errorf("kraftctl brokers list: row %q: id %q is not a number", line, f[0])
 		}
 		rows[int32(id)] = brokersRow{id: int32(id), endpoint: f[1], rack: f[2], epoch: f[3], state: f[4], off: f[5], lag: f[6]}
 	}
-	return rows, r.stdout, nil
+	return rows, r.Stdout, nil
 }
 
 func firstLine(lines []string) string {

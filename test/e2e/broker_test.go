@@ -419,16 +419,16 @@ func TestBrokerRegistrationRefused(t *testing.T) {
 
 	// The wrong cluster id.
 	wrong := bc.start(6)
-	code, ok := wrong.waitExit(exitTimeout)
+	code, ok := wrong.WaitExit(exitTimeout)
 	if !ok {
 		t.Errorf("broker 6, formatted for cluster %s, still runs %v after starting against cluster %s", otherCluster, exitTimeout, bc.clusterID)
-		wrong.kill()
+		wrong.Kill()
 	} else if code == 0 {
 		t.Errorf("broker 6, formatted for another cluster, exited 0; want non-zero")
 	}
-	logText, _ := os.ReadFile(wrong.logPath)
+	logText, _ := os.ReadFile(wrong.LogPath)
 	if !strings.Contains(string(logText), "INCONSISTENT_CLUSTER_ID") {
-		t.Errorf("broker 6's log does not mention INCONSISTENT_CLUSTER_ID:\n%s", tailFile(wrong.logPath, 20))
+		t.Errorf("broker 6's log does not mention INCONSISTENT_CLUSTER_ID:\n%s", tailFile(wrong.LogPath, 20))
 	}
 	if got, _, err := describeBrokers(ctrl); err == nil {
 		if _, listed := got[6]; listed {
@@ -463,14 +463,14 @@ func TestBrokerRegistrationRefused(t *testing.T) {
 		}
 		time.Sleep(4 * pollInterval)
 	}
-	if !dup.running() {
-		t.Logf("the duplicate exited (%v)", dup.state)
+	if !dup.Running() {
+		t.Logf("the duplicate exited (%v)", dup.State())
 	}
 	m := bc.waitMetadataBrokers(bc.addrs[4], []int32{4}, first)
 	if m.endpoints[4] != bc.addrs[4] {
 		t.Errorf("Metadata names broker 4 at %s, want the first process's %s", m.endpoints[4], bc.addrs[4])
 	}
-	dup.kill()
+	dup.Kill()
 	bc.stopAll()
 }
 
@@ -495,18 +495,18 @@ func TestBrokerListedAsVoterRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := run(t, kraftd, "--config", conf, "--node-id", "2")
-	if r.code != 2 {
-		t.Errorf("a broker listed as a voter: exit code %d, want 2\n%v\nconfig:\n%s", r.code, r, text)
+	if r.Code != 2 {
+		t.Errorf("a broker listed as a voter: exit code %d, want 2\n%v\nconfig:\n%s", r.Code, r, text)
 	}
-	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
 	if len(lines) != 1 || lines[0] == "" {
-		t.Errorf("stderr has %d lines, want exactly one:\n%s", len(lines), r.stderr)
+		t.Errorf("stderr has %d lines, want exactly one:\n%s", len(lines), r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "controller.quorum.voters") || !strings.Contains(r.stderr, "2") {
-		t.Errorf("stderr does not name controller.quorum.voters and node 2:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "controller.quorum.voters") || !strings.Contains(r.Stderr, "2") {
+		t.Errorf("stderr does not name controller.quorum.voters and node 2:\n%s", r.Stderr)
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("the metadata directory %s was created (stat: %v); bad configuration must write nothing", dataDir, err)
 	}
-	t.Logf("stderr: %s", strings.TrimSpace(r.stderr))
+	t.Logf("stderr: %s", strings.TrimSpace(r.Stderr))
 }

@@ -109,22 +109,22 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := run(t, kraftd, append([]string{"--config", conf}, tc.args...)...)
-			if r.code != 2 {
-				t.Errorf("exit code %d, want 2 (bad configuration)\n%v\nconfig:\n%s", r.code, r, text)
+			if r.Code != 2 {
+				t.Errorf("exit code %d, want 2 (bad configuration)\n%v\nconfig:\n%s", r.Code, r, text)
 			}
-			lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+			lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
 			if len(lines) != 1 || lines[0] == "" {
-				t.Errorf("stderr has %d lines, want exactly one:\n%s", len(lines), r.stderr)
+				t.Errorf("stderr has %d lines, want exactly one:\n%s", len(lines), r.Stderr)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr does not mention %q:\n%s", w, r.stderr)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, r.Stderr)
 				}
 			}
 			if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 				t.Errorf("the metadata directory %s was created (stat: %v); bad configuration must write nothing", dataDir, err)
 			}
-			t.Logf("stderr: %s", strings.TrimSpace(r.stderr))
+			t.Logf("stderr: %s", strings.TrimSpace(r.Stderr))
 		})
 	}
 }
@@ -139,13 +139,13 @@ func TestStorageErrors(t *testing.T) {
 
 	// An unformatted directory is refused at start, naming it and the command to run.
 	r := run(t, kraftd, c.nodeArgs(1)...)
-	if r.code != 1 {
-		t.Errorf("start on an unformatted directory: exit code %d, want 1\n%v", r.code, r)
+	if r.Code != 1 {
+		t.Errorf("start on an unformatted directory: exit code %d, want 1\n%v", r.Code, r)
 	}
-	if !strings.Contains(r.stderr, dir1) || !strings.Contains(r.stderr, "kraftctl storage format") {
-		t.Errorf("start on an unformatted directory: stderr must name %s and say to run `kraftctl storage format`:\n%s", dir1, r.stderr)
+	if !strings.Contains(r.Stderr, dir1) || !strings.Contains(r.Stderr, "kraftctl storage format") {
+		t.Errorf("start on an unformatted directory: stderr must name %s and say to run `kraftctl storage format`:\n%s", dir1, r.Stderr)
 	}
-	t.Logf("unformatted: %s", strings.TrimSpace(r.stderr))
+	t.Logf("unformatted: %s", strings.TrimSpace(r.Stderr))
 
 	// Format for cluster A, then try cluster B.
 	clusterA := c.clusterID
@@ -156,19 +156,19 @@ func TestStorageErrors(t *testing.T) {
 	out := runCtlOK(t, "storage", "format", "--config", c.conf, "--node-id", "1", "--cluster-id", clusterA)
 	t.Logf("format: %s", strings.TrimSpace(out))
 	r = run(t, kraftctl, "storage", "format", "--config", c.conf, "--node-id", "1", "--cluster-id", clusterB)
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Errorf("formatting %s for cluster %s after %s succeeded\n%v", dir1, clusterB, clusterA, r)
 	}
 	for _, w := range []string{clusterA, clusterB, dir1} {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("re-format for another cluster: stderr does not name %s:\n%s", w, r.stderr)
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("re-format for another cluster: stderr does not name %s:\n%s", w, r.Stderr)
 		}
 	}
-	t.Logf("re-format for another cluster: %s", strings.TrimSpace(r.stderr))
+	t.Logf("re-format for another cluster: %s", strings.TrimSpace(r.Stderr))
 
 	// The same cluster again: refused without --ignore-formatted, accepted with it.
 	r = run(t, kraftctl, "storage", "format", "--config", c.conf, "--node-id", "1", "--cluster-id", clusterA)
-	if r.code == 0 || !strings.Contains(r.stderr, "--ignore-formatted") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--ignore-formatted") {
 		t.Errorf("re-format for the same cluster without --ignore-formatted: want a failure that mentions --ignore-formatted\n%v", r)
 	}
 	runCtlOK(t, "storage", "format", "--config", c.conf, "--node-id", "1", "--cluster-id", clusterA, "--ignore-formatted")
@@ -186,15 +186,15 @@ func TestStorageErrors(t *testing.T) {
 	// A directory formatted for node 2, used by node 1, is refused naming both nodes.
 	runCtlOK(t, "storage", "format", "--config", c.conf, "--node-id", "2", "--cluster-id", clusterA)
 	r = run(t, kraftd, c.nodeArgs(1, "metadata.log.dir="+dir2)...)
-	if r.code != 1 {
-		t.Errorf("node 1 on node 2's directory: exit code %d, want 1\n%v", r.code, r)
+	if r.Code != 1 {
+		t.Errorf("node 1 on node 2's directory: exit code %d, want 1\n%v", r.Code, r)
 	}
 	for _, w := range []string{dir2, "node 2", "node 1"} {
-		if !strings.Contains(r.stderr, w) {
-			t.Errorf("node 1 on node 2's directory: stderr does not mention %q:\n%s", w, r.stderr)
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("node 1 on node 2's directory: stderr does not mention %q:\n%s", w, r.Stderr)
 		}
 	}
-	t.Logf("wrong node: %s", strings.TrimSpace(r.stderr))
+	t.Logf("wrong node: %s", strings.TrimSpace(r.Stderr))
 
 	// The refusals left the directories as they were: node 1 still starts on its own.
 	c.start(1)

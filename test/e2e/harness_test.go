@@ -5,25 +5,19 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kraftgo/kraft/metadatalog"
+	harness "github.com/kraftgo/kraft/test/cluster"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -46,74 +40,22 @@ func TestMain(m *testing.M) {
 }
 
 func buildAndRun(m *testing.M) int {
-	root, err := repoRoot()
+	bins, cleanup, err := harness.Build("kraft-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	binDir, err := os.MkdirTemp("", "kraft-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer os.RemoveAll(binDir)
-	build := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/kraftd", "./cmd/kraftctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/kraftd ./cmd/kraftctl in %s: %v\n%s", root, err, out)
-		return 1
-	}
-	kraftd, kraftctl = filepath.Join(binDir, "kraftd"), filepath.Join(binDir, "kraftctl")
+	defer cleanup()
+	kraftd, kraftctl = bins.Kraftd, bins.Kraftctl
 	return m.Run()
-}
-
-// repoRoot walks up from the test's directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
-// childEnv is the environment of every child process: ours without KRAFT_* variables, which would
-// silently change the configuration under test.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "KRAFT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("picking a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	ports, err := harness.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
@@ -121,97 +63,29 @@ func freePorts(t *testing.T, n int) []int {
 // ---------------------------------------------------------------------------
 // Processes
 
-// proc is one kraftd process. Its stdout and stderr go to logPath, which a restart appends to.
-type proc struct {
-	name    string
-	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed once the process has been reaped
-	state   *os.ProcessState
-}
+// proc is one kraftd process. Its stdout and stderr go to LogPath, which a restart appends to.
+type proc = harness.Proc
 
-// startProc starts bin with args, appending its output to logPath.
+// startProc starts kraftd with args, appending its output to logPath.
 func startProc(t *testing.T, name, logPath string, args ...string) *proc {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := harness.Start(name, logPath, fmt.Sprintf("=== e2e: %s starting: kraftd %s", name, strings.Join(args, " ")), kraftd, args...)
 	if err != nil {
-		t.Fatalf("open %s: %v", logPath, err)
+		t.Fatal(err)
 	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== e2e: %s starting: kraftd %s\n", name, strings.Join(args, " "))
-	cmd := exec.Command(kraftd, args...)
-	cmd.Env = childEnv()
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		p.state = cmd.ProcessState
-		close(p.done)
-	}()
 	return p
 }
 
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// waitExit waits for the process to end and returns its exit code (-1 when a signal ended it);
-// ok is false if it did not end within the timeout.
-func (p *proc) waitExit(timeout time.Duration) (code int, ok bool) {
-	select {
-	case <-p.done:
-		return p.state.ExitCode(), true
-	case <-time.After(timeout):
-		return 0, false
-	}
-}
-
-// stop sends SIGTERM and requires a clean exit with code 0.
-func (p *proc) stop(t *testing.T) {
+// stopProc sends SIGTERM and requires a clean exit with code 0.
+func stopProc(t *testing.T, p *proc) {
 	t.Helper()
-	if !p.running() {
-		t.Fatalf("%s had already exited (%v) before SIGTERM", p.name, p.state)
+	if err := p.Stop(exitTimeout); err != nil {
+		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	code, ok := p.waitExit(exitTimeout)
-	if !ok {
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("%s did not exit within %v of SIGTERM; killed it", p.name, exitTimeout)
-	}
-	if code != 0 {
-		t.Fatalf("%s exited with %v after SIGTERM, want exit code 0", p.name, p.state)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be reaped.
-func (p *proc) kill() {
-	if p.running() {
-		p.cmd.Process.Kill()
-	}
-	<-p.done
 }
 
 // tailFile returns the last n lines of a file.
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(cannot read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d earlier lines)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
+func tailFile(path string, n int) string { return harness.TailFile(path, n) }
 
 // ---------------------------------------------------------------------------
 // Clusters
@@ -236,32 +110,17 @@ type cluster struct {
 // of every node's log.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: t.TempDir(), addrs: map[int32]string{}, procs: map[int32]*proc{}}
-	ports := freePorts(t, n)
-	var voters, listeners []string
-	for i, port := range ports {
-		id := int32(i + 1)
-		c.ids = append(c.ids, id)
-		c.addrs[id] = fmt.Sprintf("127.0.0.1:%d", port)
-		voters = append(voters, fmt.Sprintf("%d@%s", id, c.addrs[id]))
-		listeners = append(listeners, fmt.Sprintf("node.%d.listeners=CONTROLLER://%s", id, c.addrs[id]))
-	}
-	conf := strings.Join([]string{
-		"# written by the e2e tests",
-		"process.roles=controller",
-		"controller.quorum.voters=" + strings.Join(voters, ","),
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-		"metadata.log.dir=" + filepath.Join(c.dir, "node-${node.id}"),
-		"controller.quorum.election.timeout.ms=1000",
-		"controller.quorum.fetch.timeout.ms=2000",
-		strings.Join(listeners, "\n"),
-		"",
-	}, "\n")
-	c.conf = filepath.Join(c.dir, "cluster.properties")
-	if err := os.WriteFile(c.conf, []byte(conf), 0o644); err != nil {
+	c := &cluster{t: t, dir: t.TempDir(), procs: map[int32]*proc{}}
+	f, err := harness.WriteFile(harness.Spec{
+		Dir:         c.dir,
+		Comment:     "written by the e2e tests",
+		Controllers: n,
+		Settings:    []string{"controller.quorum.fetch.timeout.ms=2000"},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	c.conf, c.ids, c.addrs = f.Path, f.IDs(), f.Addrs
 	out := runCtlOK(t, "storage", "random-uuid")
 	c.clusterID = strings.TrimSpace(out)
 	if len(c.clusterID) != 22 {
@@ -294,14 +153,16 @@ func (c *cluster) nodeArgs(id int32, overrides ...string) []string {
 // format formats node id's directory for the cluster.
 func (c *cluster) format(id int32) {
 	c.t.Helper()
-	runCtlOK(c.t, "storage", "format", "--config", c.conf, "--node-id", strconv.Itoa(int(id)), "--cluster-id", c.clusterID)
+	if err := harness.Format(kraftctl, exitTimeout, c.conf, id, c.clusterID); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // start starts node id; its output is appended to node-<id>.log in the test's directory.
 func (c *cluster) start(id int32, overrides ...string) *proc {
 	c.t.Helper()
 	c.mu.Lock()
-	if p := c.procs[id]; p != nil && p.running() {
+	if p := c.procs[id]; p != nil && p.Running() {
 		c.mu.Unlock()
 		c.t.Fatalf("node %d is already running", id)
 	}
@@ -317,7 +178,8 @@ func (c *cluster) start(id int32, overrides ...string) *proc {
 	return p
 }
 
-// startAll formats and starts every node.
+// formatAndStartAll formats every node and starts them in id order: in a broker cluster, controllers
+// first, then brokers.
 func (c *cluster) formatAndStartAll() {
 	c.t.Helper()
 	for _, id := range c.ids {
@@ -341,15 +203,15 @@ func (c *cluster) stop(id int32) {
 	if p == nil {
 		c.t.Fatalf("node %d was never started", id)
 	}
-	p.stop(c.t)
+	stopProc(c.t, p)
 }
 
 // stopAll stops every running node with SIGTERM, one after another, requiring exit code 0 from each.
 func (c *cluster) stopAll() {
 	c.t.Helper()
 	for _, id := range c.ids {
-		if p := c.proc(id); p != nil && p.running() {
-			p.stop(c.t)
+		if p := c.proc(id); p != nil && p.Running() {
+			stopProc(c.t, p)
 		}
 	}
 }
@@ -358,10 +220,10 @@ func (c *cluster) stopAll() {
 func (c *cluster) kill9(id int32) {
 	c.t.Helper()
 	p := c.proc(id)
-	if p == nil || !p.running() {
+	if p == nil || !p.Running() {
 		c.t.Fatalf("node %d is not running", id)
 	}
-	p.kill()
+	p.Kill()
 }
 
 func (c *cluster) killAll() {
@@ -372,7 +234,7 @@ func (c *cluster) killAll() {
 	}
 	c.mu.Unlock()
 	for _, p := range procs {
-		p.kill()
+		p.Kill()
 	}
 }
 
@@ -390,8 +252,8 @@ func (c *cluster) dumpLogs() {
 func (c *cluster) requireRunning(ids ...int32) {
 	c.t.Helper()
 	for _, id := range ids {
-		if p := c.proc(id); p != nil && !p.running() {
-			c.t.Fatalf("node %d exited unexpectedly (%v); see its log below", id, p.state)
+		if p := c.proc(id); p != nil && !p.Running() {
+			c.t.Fatalf("node %d exited unexpectedly (%v); see its log below", id, p.State())
 		}
 	}
 }
@@ -449,14 +311,7 @@ func (c *cluster) eventually(timeout time.Duration, what string, live []int32, c
 // request sends one request straight to the node at addr, over a new connection: controllers serve
 // no Metadata, so the client must not try to discover anything.
 func request(addr string, req kmsg.Request) (kmsg.Response, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("kraft-e2e"), kgo.DialTimeout(requestTimeout))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	return cl.SeedBrokers()[0].Request(ctx, req)
+	return harness.Request(addr, "kraft-e2e", requestTimeout, req)
 }
 
 // quorumView is the metadata partition of a DescribeQuorum answer.
@@ -619,43 +474,26 @@ func (c *cluster) appendOK(among []int32) (leader int32, hw int64) {
 // Command-line runs
 
 // runResult is one finished command.
-type runResult struct {
-	code           int
-	stdout, stderr string
-}
-
-func (r runResult) String() string {
-	return fmt.Sprintf("exit code %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
+type runResult = harness.RunResult
 
 // run runs bin with args to completion (killing it after a generous deadline).
 func run(t *testing.T, bin string, args ...string) runResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), exitTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = childEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s %s did not finish within %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(bin), strings.Join(args, " "), exitTimeout, stdout.String(), stderr.String())
+	r, err := harness.Run(exitTimeout, bin, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("run %s: %v", bin, err)
-	}
-	return runResult{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+	return r
 }
 
 // runCtlOK runs kraftctl and requires exit code 0; it returns stdout.
 func runCtlOK(t *testing.T, args ...string) string {
 	t.Helper()
-	r := run(t, kraftctl, args...)
-	if r.code != 0 {
-		t.Fatalf("kraftctl %s: %v", strings.Join(args, " "), r)
+	out, err := harness.RunOK(exitTimeout, kraftctl, args...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r.stdout
+	return out
 }
 
 // nonEmptyLines splits s into its non-blank lines.

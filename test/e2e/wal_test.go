@@ -343,7 +343,7 @@ func damagedStartRefused(t *testing.T, c *cluster, dir, what string, damage func
 	deadline := time.Now().Add(exitTimeout)
 	for {
 		var exited bool
-		if code, exited = p.waitExit(pollInterval); exited {
+		if code, exited = p.WaitExit(pollInterval); exited {
 			break
 		}
 		if q, err := describeQuorum(c.addrs[1]); err == nil && q.Leader == 1 {
@@ -354,13 +354,13 @@ func damagedStartRefused(t *testing.T, c *cluster, dir, what string, damage func
 			break
 		}
 	}
-	logText, _ := os.ReadFile(p.logPath)
+	logText, _ := os.ReadFile(p.LogPath)
 	attempt := string(logText)
 	if i := strings.LastIndex(attempt, "=== e2e:"); i >= 0 {
 		attempt = attempt[i:]
 	}
-	if p.running() {
-		p.kill()
+	if p.Running() {
+		p.Kill()
 		after := readWAL(t, metadatalog.WALDir(dir))
 		broken, _ := filepath.Glob(filepath.Join(metadatalog.WALDir(dir), "*.broken"))
 		t.Errorf("%s: node 1 did not refuse a WAL damaged in the middle of %s; it kept running (quorum: %v) and its WAL now holds offsets %d..%d (repair backups: %v); its log:\n%s",
