@@ -26,6 +26,12 @@ func mtWait(t *testing.T, what string, cond func() bool) {
 
 // mtController starts a single-voter controller on a real log, with a short session timeout.
 func mtController(t *testing.T, sessionTimeout time.Duration) (*Controller, string) {
+	return startTestController(t, func(cfg *Config) { cfg.SessionTimeout = sessionTimeout })
+}
+
+// startTestController starts a single-voter controller on a real log in a temporary directory, with
+// tune adjusting its configuration, and waits until it is active and bootstrapped.
+func startTestController(t *testing.T, tune func(*Config)) (*Controller, string) {
 	t.Helper()
 	clusterID := metadatalog.RandomUUID()
 	dir := filepath.Join(t.TempDir(), "node-1")
@@ -41,10 +47,12 @@ func mtController(t *testing.T, sessionTimeout time.Duration) (*Controller, stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(Config{
+	cfg := Config{
 		NodeID: 1, ClusterID: clusterID, Voters: map[int32]string{1: "127.0.0.1:1"}, Log: l, Bootstrap: boot,
-		Logger: quiet, SessionTimeout: sessionTimeout, OnFatal: func(err error) { t.Errorf("controller fatal: %v", err) },
-	})
+		Logger: quiet, OnFatal: func(err error) { t.Errorf("controller fatal: %v", err) },
+	}
+	tune(&cfg)
+	c := New(cfg)
 	l.Start()
 	c.Start()
 	t.Cleanup(func() {

@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,49 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// taWait polls cond with a generous deadline: the test is about what happens, not how fast.
-func taWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // taCluster starts a single-voter controller on a real log and registers brokers 1–3, one per rack,
 // heartbeating each until it is unfenced.
 func taCluster(t *testing.T) *Controller {
 	t.Helper()
-	clusterID := metadatalog.RandomUUID()
-	dir := filepath.Join(t.TempDir(), "node-1")
-	boot := metadatalog.BootstrapRecords(metadatalog.LatestMetadataVersion)
-	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, boot, false); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	l, err := metadatalog.OpenLog(metadatalog.LogConfig{
-		NodeID: 1, ClusterID: clusterID, Voters: map[uint64]string{1: "127.0.0.1:1"}, Dir: dir,
-		ElectionTimeout: 100 * time.Millisecond, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(Config{
-		NodeID: 1, ClusterID: clusterID, Voters: map[int32]string{1: "127.0.0.1:1"}, Log: l, Bootstrap: boot,
-		Logger: quiet, SessionTimeout: time.Minute, MaxPartitionsPerRequest: 1000,
-		OnFatal: func(err error) { t.Errorf("controller fatal: %v", err) },
-	})
-	l.Start()
-	c.Start()
-	t.Cleanup(func() {
-		c.Close()
-		l.Close()
-	})
-	taWait(t, "the controller to activate and bootstrap", func() bool {
-		return c.Active() && c.Image().MetadataVersion() == metadatalog.LatestMetadataVersion.Level
+	c, clusterID := startTestController(t, func(cfg *Config) {
+		cfg.SessionTimeout, cfg.MaxPartitionsPerRequest = time.Minute, 1000
 	})
 	for id := int32(1); id <= 3; id++ {
 		req := kmsg.NewPtrBrokerRegistrationRequest()
@@ -80,7 +41,7 @@ func taCluster(t *testing.T) *Controller {
 			t.Fatalf("heartbeat of broker %d = %+v", id, r)
 		}
 	}
-	taWait(t, "three unfenced brokers", func() bool {
+	mtWait(t, "three unfenced brokers", func() bool {
 		n := 0
 		for _, b := range c.Image().Brokers() {
 			if !b.Fenced {
@@ -178,7 +139,7 @@ func TestTopicsAPI(t *testing.T) {
 
 	// The answer leaves once the batch commits; the committed image follows at once.
 	var ordersTopic *metadatalog.Topic
-	taWait(t, "orders in the committed image", func() bool {
+	mtWait(t, "orders in the committed image", func() bool {
 		ordersTopic, _ = c.Image().TopicByName("orders")
 		return ordersTopic != nil
 	})
@@ -230,7 +191,7 @@ func TestTopicsAPI(t *testing.T) {
 		if r := taDo(t, c, req).(*kmsg.CreateTopicsResponse); r.Topics[0].ErrorCode != 0 || r.Topics[0].NumPartitions != -1 {
 			t.Fatalf("CreateTopics v%d = %+v", v, r.Topics[0])
 		}
-		taWait(t, name+" in the image", func() bool { tp, ok := c.Image().TopicByName(name); return ok && tp.Partitions == 2 })
+		mtWait(t, name+" in the image", func() bool { tp, ok := c.Image().TopicByName(name); return ok && tp.Partitions == 2 })
 	}
 
 	// CreatePartitions: grow orders to 8, refuse a shrink, dry-run a growth.
@@ -249,7 +210,7 @@ func TestTopicsAPI(t *testing.T) {
 	if taMsg(cpr.Topics[1].ErrorMessage) != "The topic old-v0 currently has 2 partition(s); 1 would not be an increase." {
 		t.Fatalf("shrink: %s", taMsg(cpr.Topics[1].ErrorMessage))
 	}
-	taWait(t, "orders at 8 partitions", func() bool { tp, _ := c.Image().TopicByName("orders"); return tp.Partitions == 8 })
+	mtWait(t, "orders at 8 partitions", func() bool { tp, _ := c.Image().TopicByName("orders"); return tp.Partitions == 8 })
 	for p := int32(6); p < 8; p++ {
 		if part, ok := c.Image().Partition(ordersTopic.ID, p); !ok || len(part.Replicas) != 3 || part.Leader != part.Replicas[0] {
 			t.Fatalf("orders-%d = %+v", p, part)
@@ -287,7 +248,7 @@ func TestTopicsAPI(t *testing.T) {
 	if got := []int16{dtr.Topics[0].ErrorCode, dtr.Topics[1].ErrorCode, dtr.Topics[2].ErrorCode}; !slices.Equal(got, []int16{kerr.InvalidRequest.Code, kerr.InvalidRequest.Code, kerr.UnknownTopicOrPartition.Code}) {
 		t.Fatalf("DeleteTopics v5 errors = %v", got)
 	}
-	taWait(t, "the deletions in the image", func() bool {
+	mtWait(t, "the deletions in the image", func() bool {
 		_, a := c.Image().TopicByName("orders")
 		_, b := c.Image().TopicByName("old-v0")
 		return !a && !b

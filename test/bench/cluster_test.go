@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	harness "github.com/kraftgo/kraft/test/cluster"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,30 +66,9 @@ type cluster struct {
 	clients map[string]*kgo.Client
 }
 
-// freePorts asks the kernel for n unused ports. They are released before kraftd binds them, which is a
-// small race nothing else on a benchmark machine should be running into.
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // startCluster formats three metadata directories under dir and starts a controller on each.
 func startCluster(bin, dir string) (*cluster, error) {
-	ports, err := freePorts(3)
+	ports, err := harness.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
