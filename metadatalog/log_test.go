@@ -3,16 +3,12 @@ package metadatalog
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 )
@@ -35,48 +31,15 @@ func logWait(t *testing.T, what string, cond func() bool) {
 // logNode is one voter: its Log, the listener that plays the Kafka port's sniffing of PeerMagic, and
 // every committed entry its events have reported.
 type logNode struct {
-	id   uint64
-	log  *Log
-	ln   net.Listener
-	wg   sync.WaitGroup // accept loop and connection handlers
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
+	id  uint64
+	log *Log
+	ln  *peerListener
 
 	// Owned by the test goroutine.
 	committed []Entry
 	leaders   []LeaderChange
 	hw        uint64
 	closed    bool
-}
-
-func (n *logNode) serve() {
-	defer n.wg.Done()
-	for {
-		conn, err := n.ln.Accept()
-		if err != nil {
-			return
-		}
-		n.mu.Lock()
-		n.open[conn] = struct{}{}
-		n.mu.Unlock()
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			defer func() {
-				n.mu.Lock()
-				delete(n.open, conn)
-				n.mu.Unlock()
-				conn.Close()
-			}()
-			var magic [4]byte
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.ReadFull(conn, magic[:]); err != nil || binary.BigEndian.Uint32(magic[:]) != PeerMagic {
-				return
-			}
-			_ = conn.SetReadDeadline(time.Time{})
-			n.log.HandlePeer(conn)
-		}()
-	}
 }
 
 // stop closes the log, then the listener and any connection still open, and waits for the handlers.
@@ -89,13 +52,7 @@ func (n *logNode) stop(t *testing.T) {
 	if err := n.log.Close(); err != nil {
 		t.Errorf("node %d Close: %v", n.id, err)
 	}
-	n.ln.Close()
-	n.mu.Lock()
-	for c := range n.open {
-		c.Close()
-	}
-	n.mu.Unlock()
-	n.wg.Wait()
+	n.ln.close()
 }
 
 // drain moves the node's queued events into committed and leaders, checking their order.
@@ -142,12 +99,9 @@ func startLogCluster(t *testing.T, ids ...uint64) map[uint64]*logNode {
 	nodes := map[uint64]*logNode{}
 	voters := map[uint64]string{}
 	for _, id := range ids {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = &logNode{id: id, ln: ln, open: map[net.Conn]struct{}{}}
-		voters[id] = ln.Addr().String()
+		ln := newPeerListener(t)
+		nodes[id] = &logNode{id: id, ln: ln}
+		voters[id] = ln.addr()
 	}
 	base := t.TempDir()
 	for _, id := range ids {
@@ -167,8 +121,7 @@ func startLogCluster(t *testing.T, ids ...uint64) map[uint64]*logNode {
 	}
 	for _, id := range ids {
 		n := nodes[id]
-		n.wg.Add(1)
-		go n.serve()
+		n.ln.handTo(n.log.HandlePeer)
 		n.log.Start()
 	}
 	t.Cleanup(func() {

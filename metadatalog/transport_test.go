@@ -102,12 +102,13 @@ func (b *inbox) from(id uint64) []*raftpb.Message {
 }
 
 // peerListener stands in for the Kafka server: it accepts connections, checks
-// the magic and hands the rest to a Transport (set after construction, since
-// transports need every listener's address first).
+// the magic and hands the rest to a peer handler — a Transport's HandleInbound
+// or a Log's HandlePeer — set after construction, since transports need every
+// listener's address first.
 type peerListener struct {
 	t      *testing.T
 	ln     net.Listener
-	target atomic.Pointer[Transport]
+	target atomic.Pointer[func(net.Conn)]
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
@@ -157,15 +158,18 @@ func (pl *peerListener) acceptLoop() {
 				_ = c.Close()
 				return
 			}
-			tr := pl.target.Load()
-			if tr == nil {
+			handle := pl.target.Load()
+			if handle == nil {
 				_ = c.Close()
 				return
 			}
-			tr.HandleInbound(c)
+			(*handle)(c)
 		}()
 	}
 }
+
+// handTo sets where accepted peer streams go.
+func (pl *peerListener) handTo(handle func(net.Conn)) { pl.target.Store(&handle) }
 
 // close stops accepting and closes connections not yet owned by a Transport.
 func (pl *peerListener) close() {
@@ -218,7 +222,7 @@ func newCluster(t *testing.T, ids ...uint64) map[uint64]*node {
 			},
 			Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		})
-		n.ln.target.Store(n.tr)
+		n.ln.handTo(n.tr.HandleInbound)
 		t.Cleanup(func() { _ = n.tr.Close() })
 	}
 	t.Cleanup(func() {
@@ -380,7 +384,7 @@ func TestTransportPeerDownThenUp(t *testing.T) {
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 		DialTimeout: 2 * time.Second,
 	})
-	ln1.target.Store(tr1)
+	ln1.handTo(tr1.HandleInbound)
 	t.Cleanup(func() { _ = tr1.Close() })
 
 	for i := uint64(0); unr.Load() == 0; i++ {
@@ -406,7 +410,7 @@ func TestTransportPeerDownThenUp(t *testing.T) {
 		Peers:   map[uint64]string{1: ln1.addr(), 2: addr2},
 		Deliver: in2.deliver,
 	})
-	ln2.target.Store(tr2)
+	ln2.handTo(tr2.HandleInbound)
 	t.Cleanup(func() { _ = tr2.Close() })
 
 	// Keep sending (as Raft would keep heartbeating) until the redial lands.
@@ -745,7 +749,7 @@ func TestTransportCloseIdempotentNoGoroutineLeak(t *testing.T) {
 		trs := map[uint64]*Transport{}
 		for _, id := range ids {
 			trs[id] = NewTransport(TransportConfig{Self: id, ClusterID: testClusterID, Peers: peers, Deliver: ins[id].deliver})
-			lns[id].target.Store(trs[id])
+			lns[id].handTo(trs[id].HandleInbound)
 			lns[id].wg.Add(1)
 			go lns[id].acceptLoop()
 		}
