@@ -138,6 +138,21 @@ func (img *Image) Config(t metadatapb.ConfigResourceType, resource, name string)
 	return img.configs.Get(configKey(t, resource, name))
 }
 
+// ConfigEntry is one config set on a resource.
+type ConfigEntry struct{ Name, Value string }
+
+// Configs returns the configs set on one resource, ordered by name. Cluster-wide broker defaults are
+// the BROKER resource named "".
+func (img *Image) Configs(t metadatapb.ConfigResourceType, resource string) []ConfigEntry {
+	prefix := configKey(t, resource, "")
+	var out []ConfigEntry
+	img.configs.Root().WalkPrefix(prefix, func(k []byte, v string) bool {
+		out = append(out, ConfigEntry{Name: string(k[len(prefix):]), Value: v})
+		return false
+	})
+	return out
+}
+
 // ApplyError is an impossible record: one the log's own history says cannot happen. A node that meets
 // one must stop rather than serve an image it cannot vouch for.
 type ApplyError struct {

@@ -817,3 +817,22 @@ func BenchmarkApplyPartitions(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+func TestConfigsListsOneResourceOnly(t *testing.T) {
+	set := func(rt metadatapb.ConfigResourceType, res, name, value string) *metadatapb.Record {
+		return &metadatapb.Record{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{ResourceType: rt, ResourceName: res, Name: name, Value: &value}}}
+	}
+	topic, broker := metadatapb.ConfigResourceType_CONFIG_RESOURCE_TOPIC, metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER
+	img, err := EmptyImage().Apply(1, 1, &metadatapb.RecordBatch{Records: []*metadatapb.Record{
+		set(topic, "foo", "retention.ms", "1"), set(topic, "foo", "cleanup.policy", "compact"),
+		set(topic, "foobar", "retention.ms", "2"), set(broker, "", "log.retention.ms", "3"), set(broker, "1", "log.retention.ms", "4"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(img.Configs(topic, "foo"), img.Configs(broker, ""), img.Configs(broker, "1"), img.Configs(topic, "none"))
+	want := "[{cleanup.policy compact} {retention.ms 1}] [{log.retention.ms 3}] [{log.retention.ms 4}] []"
+	if got != want {
+		t.Fatalf("Configs = %s, want %s", got, want)
+	}
+}
