@@ -122,7 +122,8 @@ func (n *node) startController(cfg *config.Config, mp metadatalog.MetaProperties
 	n.log = mlog
 	n.controller = controller.New(controller.Config{
 		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Voters: voters, Log: mlog,
-		Bootstrap: bootstrap, SessionTimeout: cfg.BrokerSessionTimeout, Logger: n.logger, OnFatal: n.fail,
+		Bootstrap: bootstrap, SessionTimeout: cfg.BrokerSessionTimeout, MaxPartitionsPerRequest: int(cfg.MaxPartitionsPerRequest),
+		Logger: n.logger, OnFatal: n.fail,
 	})
 	n.controllerServer = kafkaserver.Serve(kafkaserver.Options{
 		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(), DecorateApiVersions: n.controller.DecorateApiVersions,

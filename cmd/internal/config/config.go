@@ -45,6 +45,10 @@ const (
 	KeyRetentionMs               = "metadata.max.retention.ms"
 	KeySocketRequestMaxBytes     = "socket.request.max.bytes"
 	KeyBrokerRack                = "broker.rack"
+	// KeyMaxPartitionsPerRequest is ours: Kafka has no such setting (its controller bounds a batch at
+	// 10,000 records and refuses the rest). It bounds the partitions one CreateTopics or
+	// CreatePartitions request may create, so one request cannot grow the image without limit.
+	KeyMaxPartitionsPerRequest = "max.partitions.per.request"
 )
 
 const (
@@ -89,6 +93,7 @@ var keySpecs = map[string]keySpec{
 	KeyRetentionMs:               {def: "604800000"},
 	KeySocketRequestMaxBytes:     {def: "104857600"},
 	KeyBrokerRack:                {},
+	KeyMaxPartitionsPerRequest:   {def: "100000"},
 }
 
 // KnownKeys returns every accepted key, sorted. The slice is a fresh copy.
@@ -146,6 +151,7 @@ type Config struct {
 	RetentionBytes                                int64
 	RetentionTime                                 time.Duration
 	SocketRequestMaxBytes                         int32
+	MaxPartitionsPerRequest                       int32
 }
 
 // IsController reports whether process.roles includes controller.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,7 @@ func TestDefaults(t *testing.T) {
 		RetentionBytes:          104857600,
 		RetentionTime:           7 * 24 * time.Hour,
 		SocketRequestMaxBytes:   104857600,
+		MaxPartitionsPerRequest: 100000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("embedded default:\n got %+v\nwant %+v", c, want)
@@ -121,7 +123,7 @@ func TestDefaults(t *testing.T) {
 
 func TestKnownKeys(t *testing.T) {
 	keys := KnownKeys()
-	if len(keys) != 20 || keys[0] != "advertised.listeners" {
+	if len(keys) != 21 || keys[0] != "advertised.listeners" || !slices.Contains(keys, "max.partitions.per.request") {
 		t.Errorf("KnownKeys() = %v", keys)
 	}
 }
@@ -456,6 +458,10 @@ func TestErrors(t *testing.T) {
 			wantKey: "metadata.log.max.record.bytes.between.snapshots", want: []string{`"0"`}},
 		{name: "socket bytes over int32", set: map[string]string{"socket.request.max.bytes": "2147483648"},
 			wantKey: "socket.request.max.bytes", want: []string{`"2147483648"`}},
+		{name: "partitions per request zero", set: map[string]string{"max.partitions.per.request": "0"},
+			wantKey: "max.partitions.per.request", want: []string{`"0"`, "out of range"}},
+		{name: "partitions per request not a number", set: map[string]string{"max.partitions.per.request": "lots"},
+			wantKey: "max.partitions.per.request", want: []string{`"lots"`, "whole number of partitions"}},
 		{name: "session not above heartbeat", set: map[string]string{"broker.session.timeout.ms": "2000"},
 			wantKey: "broker.session.timeout.ms", want: []string{`"2000"`, "broker.heartbeat.interval.ms=2000"}},
 

@@ -390,6 +390,10 @@ func parseNumbers(r *resolved, c *Config) error {
 		return err
 	}
 	c.SocketRequestMaxBytes = int32(n)
+	if n, err = r.positive(KeyMaxPartitionsPerRequest, math.MaxInt32, "partitions"); err != nil {
+		return err
+	}
+	c.MaxPartitionsPerRequest = int32(n)
 
 	// A session that expires before the next heartbeat is due would fence
 	// every healthy broker.
