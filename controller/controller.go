@@ -236,18 +236,32 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 // leading, or partitions offline although an ISR member could lead them. Nothing else would move them:
 // a heartbeat writes only when the broker's state changes.
 func (c *Controller) resumeLeadership() error {
-	rc := replicationControl{}
-	if records, brokers := rc.unfinishedEvictions(c.state.speculative); len(records) > 0 {
-		c.log.Info("moving leadership away from brokers that may not lead", "brokers", brokers, "partitions", len(records))
+	for stage := range resumeStages {
+		records, what := resumedMoves(c.state.speculative, stage)
+		if len(records) == 0 {
+			continue
+		}
+		c.log.Info(what, "partitions", len(records))
 		if err := c.writeInBatches(records, func(bool) {}); err != nil {
 			return err
 		}
 	}
-	if records := rc.electOffline(c.state.speculative); len(records) > 0 {
-		c.log.Info("electing leaders for offline partitions that an ISR member can lead", "partitions", len(records))
-		return c.writeInBatches(records, func(bool) {})
-	}
 	return nil
+}
+
+// resumeStages counts resumedMoves' stages.
+const resumeStages = 2
+
+// resumedMoves returns the leadership moves of one stage of resumeLeadership, decided against img, and
+// what they do: stage 0 moves leadership away from brokers that may not lead; stage 1, decided against
+// an image that holds stage 0's moves, elects leaders for offline partitions an ISR member can lead.
+func resumedMoves(img *metadatalog.Image, stage int) ([]*metadatapb.Record, string) {
+	rc := replicationControl{}
+	if stage == 0 {
+		records, _ := rc.unfinishedEvictions(img)
+		return records, "moving leadership away from brokers that may not lead"
+	}
+	return rc.electOffline(img), "electing leaders for offline partitions that an ISR member can lead"
 }
 
 // write appends records as one batch on behalf of the active controller and parks complete until the

@@ -29,7 +29,16 @@ const (
 )
 
 func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
-	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	topics := newTopicsOf(req)
+	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
+	outcomes, code, msg := c.runTopicOp(ctx, "CreateTopics", req.ValidateOnly, func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome) {
+		return tc.createTopics(img, topics, rng)
+	})
+	return createTopicsResponse(req, outcomes, code, msg), nil
+}
+
+// newTopicsOf reads the topics of a CreateTopics request.
+func newTopicsOf(req *kmsg.CreateTopicsRequest) []newTopic {
 	topics := make([]newTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		nt := newTopic{name: t.Topic, numPartitions: t.NumPartitions, replicationFactor: t.ReplicationFactor}
@@ -41,10 +50,13 @@ func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTop
 		}
 		topics[i] = nt
 	}
-	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
-	outcomes, code, msg := c.runTopicOp(ctx, "CreateTopics", req.ValidateOnly, func(img *metadatalog.Image) ([]*metadatapb.Record, []topicOutcome) {
-		return tc.createTopics(img, topics, rng)
-	})
+	return topics
+}
+
+// createTopicsResponse answers a CreateTopics request from its outcomes, or with code and msg for
+// every topic when the write itself did not complete.
+func createTopicsResponse(req *kmsg.CreateTopicsRequest, outcomes []topicOutcome, code *kerr.Error, msg string) *kmsg.CreateTopicsResponse {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -60,7 +72,7 @@ func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTop
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, nil
+	return resp
 }
 
 // createdTopicConfigs lists a new topic's configs for CreateTopics v5+: every config this controller

@@ -8,6 +8,7 @@ package controller
 // product makes, not a copy of them.
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
@@ -175,4 +176,27 @@ func FetchGate(active bool, metadataVersion int16, leader, epoch uint64) (refuse
 // prefix that fits budget bytes, and at least the first entry.
 func EncodeFetchEntries(entries []metadatalog.Entry, budget int) []byte {
 	return encodeFetchEntries(entries, budget)
+}
+
+// ResumeStages is the number of stages of ResumeLeadership.
+const ResumeStages = resumeStages
+
+// ResumeLeadership returns the leadership moves of one stage that a newly active controller writes
+// before anything else (Controller.resumeLeadership), decided against the speculative image img: stage
+// 0 moves leadership away from brokers that may not lead, stage 1 elects leaders for offline
+// partitions. Write each stage's records before deciding the next against the image that holds them.
+func ResumeLeadership(img *metadatalog.Image, stage int) []*metadatapb.Record {
+	records, _ := resumedMoves(img, stage)
+	return records
+}
+
+// CreateTopics decides a CreateTopics request against the speculative image img as the event loop does,
+// with rng for topic ids and placement, and returns the records to write (none for validateOnly) and
+// the answer to send once they commit.
+func CreateTopics(img *metadatalog.Image, req *kmsg.CreateTopicsRequest, rng *rand.Rand) ([]*metadatapb.Record, *kmsg.CreateTopicsResponse) {
+	records, outcomes := newTopicControl(0).createTopics(img, newTopicsOf(req), rng)
+	if req.ValidateOnly {
+		records = nil
+	}
+	return records, createTopicsResponse(req, outcomes, nil, "")
 }

@@ -5,6 +5,8 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,6 +75,9 @@ const (
 	// SabotageStaleOffset makes brokers report offset 0 in every heartbeat, so the controller never
 	// sees them catch up (invariant 10).
 	SabotageStaleOffset
+	// SabotageFencedKeepLeading drops the leader moves from every session-expiry fence, so a fenced
+	// broker keeps leading (invariant 12).
+	SabotageFencedKeepLeading
 )
 
 // BrokerStats say what the brokers went through.
@@ -88,6 +93,8 @@ type BrokerStats struct {
 	DuplicatesOfFenced            int
 	FetchRefusals, MetadataChecks int
 	MetadataWithFenced            int // Metadata answers from an image holding a fenced broker
+	TopicsCreated, TopicsRefused  int // by the simulated controllers' CreateTopics, when written
+	LeaderMoves, OfflinePartition int // committed leader changes, and changes to leader -1
 }
 
 func (b *BrokerStats) add(o BrokerStats) {
@@ -110,6 +117,10 @@ func (b *BrokerStats) add(o BrokerStats) {
 	b.FetchRefusals += o.FetchRefusals
 	b.MetadataChecks += o.MetadataChecks
 	b.MetadataWithFenced += o.MetadataWithFenced
+	b.TopicsCreated += o.TopicsCreated
+	b.TopicsRefused += o.TopicsRefused
+	b.LeaderMoves += o.LeaderMoves
+	b.OfflinePartition += o.OfflinePartition
 }
 
 // ctlState is one node's simulated controller: the event loop's side of quorumState (active, the
@@ -121,6 +132,9 @@ type ctlState struct {
 	next   uint64
 	spec   *metadatalog.Image
 	parked []parkedAnswer
+	// resume is set on activation: the leadership moves an earlier controller left unfinished are
+	// written before anything else (controller.ResumeLeadership).
+	resume bool
 }
 
 // parkedAnswer waits for offset to commit; reply is nil for a write nobody waits on.
@@ -220,6 +234,7 @@ type brokerWorld struct {
 	q       rpcQueue
 	seq     uint64
 	calls   uint64
+	topics  int // topics the simulated controllers have asked to create, for unique names
 	log     map[int32]*logBroker
 	// histImages[i] is the image after offset i+1 of the committed history, to check brokers' images.
 	histImages []*metadatalog.Image
@@ -237,8 +252,7 @@ func (s *sim) initBrokers() {
 	}
 	s.bw.log = map[int32]*logBroker{}
 	s.stats.Brokers.Brokers = max(n, 0)
-	// Broker ids start at 1, so a broker may share its id with a voter, as in combined mode, and the
-	// clients' topics (led by node 1) have a real leader to show or hide.
+	// Broker ids start at 1, so a broker may share its id with a voter, as in combined mode.
 	for i := 1; i <= n; i++ {
 		b := &simBroker{id: int32(i)}
 		b.cfg = broker.Config{
@@ -622,13 +636,24 @@ func (s *sim) serveBrokers(n *node) {
 	n.brokerInbox = nil
 	c := n.ctl
 	now := s.clock()
+	if c.active && c.resume {
+		c.resume = false
+		for stage := range controller.ResumeStages {
+			if records := controller.ResumeLeadership(c.spec, stage); len(records) > 0 {
+				s.ctlWrite(n, records, nil)
+			}
+		}
+	}
 	for c.active {
 		records := c.core.Expire(c.spec, now)
 		if len(records) == 0 {
 			break
 		}
-		if s.cfg.Sabotage == SabotageDoubleFence {
+		switch s.cfg.Sabotage {
+		case SabotageDoubleFence:
 			records = append(records, records...)
+		case SabotageFencedKeepLeading:
+			records = slices.DeleteFunc(records, func(r *metadatapb.Record) bool { return r.GetPartitionChange() != nil })
 		}
 		s.stats.Brokers.ExpiryBatches++
 		s.ctlWrite(n, records, nil)
@@ -682,6 +707,78 @@ func (s *sim) serveBrokers(n *node) {
 			reply()
 		}
 	}
+	if c.active && s.rng.Float64() < createTopicsChance {
+		s.createTopics(n)
+	}
+}
+
+// createTopicsChance is the chance per step that the active controller gets a CreateTopics request.
+const createTopicsChance = 1.0 / 150
+
+// createTopics has n's active controller decide and write a client's CreateTopics request of one or two
+// topics, with the product's own decision (controller.CreateTopics): 1–4 partitions each, and a
+// replication factor of 1 up to one more than there are brokers, so that refusals happen too. The
+// placement reads the speculative image, so the brokers' fencing and shutdowns shape it.
+func (s *sim) createTopics(n *node) {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	for range 1 + s.rng.IntN(2) {
+		s.bw.topics++
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic = fmt.Sprintf("topic-%d", s.bw.topics)
+		t.NumPartitions = int32(1 + s.rng.IntN(4))
+		t.ReplicationFactor = int16(1 + s.rng.IntN(len(s.bw.brokers)+1))
+		req.Topics = append(req.Topics, t)
+	}
+	records, resp := controller.CreateTopics(n.ctl.spec, req, rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())))
+	for _, t := range resp.Topics {
+		if t.ErrorCode == 0 {
+			s.stats.Brokers.TopicsCreated++
+		} else {
+			s.stats.Brokers.TopicsRefused++
+		}
+	}
+	if len(records) > 0 {
+		s.ctlWrite(n, records, nil)
+	}
+}
+
+// checkPartitions checks invariants 11 and 12 on the image after one offset of the committed history:
+// every partition has a non-empty ISR drawn from its replicas and a leader in that ISR, or none (-1);
+// and no leader is fenced or unregistered.
+func (s *sim) checkPartitions(img *metadatalog.Image) {
+	for _, t := range img.Topics() {
+		for id := range t.Partitions {
+			p, ok := img.Partition(t.ID, id)
+			switch {
+			case !ok:
+				s.fail(11, "at offset %d topic %s has %d partitions but no partition %d", img.Offset, t.Name, t.Partitions, id)
+			case len(p.ISR) == 0:
+				s.fail(11, "at offset %d partition %s-%d has an empty ISR (replicas %v)", img.Offset, t.Name, id, p.Replicas)
+			case slices.ContainsFunc(p.ISR, func(b int32) bool { return !slices.Contains(p.Replicas, b) }):
+				s.fail(11, "at offset %d partition %s-%d has ISR %v outside its replicas %v", img.Offset, t.Name, id, p.ISR, p.Replicas)
+			case p.Leader < 0:
+				continue
+			case !slices.Contains(p.ISR, p.Leader):
+				s.fail(11, "at offset %d partition %s-%d is led by %d, outside its ISR %v", img.Offset, t.Name, id, p.Leader, p.ISR)
+			}
+			if b, ok := img.Broker(p.Leader); !ok || b.Fenced {
+				s.fail(12, "at offset %d partition %s-%d is led by broker %d, which is %s", img.Offset, t.Name, id, p.Leader, map[bool]string{true: "fenced", false: "unregistered"}[ok])
+			}
+		}
+	}
+}
+
+// offlinePartitions lists the partitions of img without a leader.
+func offlinePartitions(img *metadatalog.Image) []string {
+	var out []string
+	for _, t := range img.Topics() {
+		for id := range t.Partitions {
+			if p, ok := img.Partition(t.ID, id); ok && p.Leader < 0 {
+				out = append(out, fmt.Sprintf("%s-%d (ISR %v)", t.Name, id, p.ISR))
+			}
+		}
+	}
+	return out
 }
 
 // ctlWrite writes records as one batch from n's active controller, as Controller.write does.
@@ -780,7 +877,7 @@ func (s *sim) ctlApplied(n *node, e metadatalog.Entry) {
 	if last := n.r.LastIndex(); last != e.Offset {
 		s.fail(6, "node %d activates in epoch %d at offset %d, but its log already ends at %d: its next offset is unknown", n.id, n.epoch, e.Offset, last)
 	}
-	c.active, c.epoch, c.next, c.spec = true, n.epoch, e.Offset+1, n.image
+	c.active, c.epoch, c.next, c.spec, c.resume = true, n.epoch, e.Offset+1, n.image, true
 	c.core.Activate(n.image, s.clock())
 	s.stats.Brokers.Activations++
 	s.record(uint64(s.now), n.id, 27, c.epoch, c.next)
@@ -791,6 +888,13 @@ func (s *sim) ctlApplied(n *node, e metadatalog.Entry) {
 func (s *sim) checkLogBrokers(offset uint64, batch *metadatapb.RecordBatch) {
 	for _, r := range batch.GetRecords() {
 		switch rec := r.GetRecord().(type) {
+		case *metadatapb.Record_PartitionChange:
+			if rec.PartitionChange.Leader != nil {
+				s.stats.Brokers.LeaderMoves++
+				if rec.PartitionChange.GetLeader() < 0 {
+					s.stats.Brokers.OfflinePartition++
+				}
+			}
 		case *metadatapb.Record_RegisterBroker:
 			reg := rec.RegisterBroker
 			lb := s.bw.log[reg.GetBrokerId()]
@@ -947,6 +1051,27 @@ func (s *sim) settleBrokers() {
 	for !s.brokersLive() {
 		if s.now >= deadline {
 			s.fail(10, "brokers are not all registered and unfenced %d steps after the quorum converged: %s; quorum: %s", brokerSettleSteps, s.describeBrokers(), s.describe())
+		}
+		s.step()
+	}
+}
+
+// settlePartitions checks invariant 13 once every broker is live: within brokerSettleSteps every
+// partition in the leader's committed image has a leader, since every ISR member is unfenced.
+func (s *sim) settlePartitions() {
+	deadline := s.now + brokerSettleSteps
+	for {
+		l := s.leader()
+		if l != nil && l.ctl.active {
+			offline := offlinePartitions(l.image)
+			if len(offline) == 0 {
+				return
+			}
+			if s.now >= deadline {
+				s.fail(13, "every broker is live, yet %d partitions have no leader %d steps later: %s", len(offline), brokerSettleSteps, strings.Join(offline, ", "))
+			}
+		} else if s.now >= deadline {
+			s.fail(13, "no active controller %d steps after the brokers were live: %s", brokerSettleSteps, s.describe())
 		}
 		s.step()
 	}

@@ -67,6 +67,11 @@
 //     (controller.FetchGate). Its requests and answers cross a lossy, delaying network of their own.
 //     Brokers crash and restart with a new incarnation, start controlled shutdowns, and are cut off from
 //     every controller or from the leader alone for long enough that their 1.5s sessions expire.
+//   - Topics. Now and then the active controller decides a client's CreateTopics with the product's own
+//     decision (controller.CreateTopics: validation and placement against its speculative image), so
+//     partitions are placed on brokers that come and go, and every fence, unfence and controlled
+//     shutdown moves real leaderships through the product's replication manager. A newly active
+//     controller first finishes the moves an earlier one left undone (controller.ResumeLeadership).
 //
 // A run has a fault phase of a fixed number of steps, then heals every partition, restarts every node,
 // stops losing messages and runs until the quorum converges: one leader that every node follows, and
@@ -114,5 +119,5 @@
 // harness over a disk that ignores mustSync, and asserts that the checker notices: a checker that never
 // fails proves nothing. TestBrokenBrokersAreCaught does the same for invariants 7–10, with a Sabotage
 // each: registrations one epoch off, every expiry fence written twice, Metadata listing fenced brokers,
-// and heartbeats that never report progress.
+// heartbeats that never report progress, and fences that leave the fenced broker leading.
 package sim

@@ -604,6 +604,7 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 		}
 		s.bw.histImages = append(s.bw.histImages, next)
 		s.checkLogBrokers(e.Offset, batch)
+		s.checkPartitions(next)
 	}
 	img, err := applyEntry(n.image, e)
 	if err != nil {
@@ -703,7 +704,8 @@ func containsID(ids []uint64, id uint64) bool {
 }
 
 // newBatch builds a distinguishable batch: its config value is unique, and now and then it changes
-// metadata.version, deletes a config or creates a uniquely named topic, so images have state to diverge.
+// metadata.version or deletes a config, so images have state to diverge. (Topics are the simulated
+// controllers' to create, through the product's CreateTopics decision: see createTopics.)
 func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 	s.seq++
 	key := fmt.Sprintf("key.%d", s.rng.IntN(6))
@@ -724,17 +726,6 @@ func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 			ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER,
 			ResourceName: fmt.Sprint(1 + s.rng.IntN(len(s.nodes))), Name: fmt.Sprintf("key.%d", s.rng.IntN(6)),
 		}}})
-	}
-	if s.rng.Float64() < 0.05 {
-		id := make([]byte, 16)
-		id[0] = 0xab
-		binary.BigEndian.PutUint64(id[8:], uint64(s.seq))
-		name := fmt.Sprintf("topic-%d", s.seq)
-		recs = append(recs,
-			&metadatapb.Record{Record: &metadatapb.Record_Topic{Topic: &metadatapb.TopicRecord{Name: name, TopicId: id}}},
-			&metadatapb.Record{Record: &metadatapb.Record_Partition{Partition: &metadatapb.PartitionRecord{
-				TopicId: id, Replicas: []int32{1, 2, 3}, Isr: []int32{1, 2, 3}, Leader: 1,
-			}}})
 	}
 	batch := &metadatapb.RecordBatch{Records: recs, AppendTimeMs: s.now}
 	data, err := proto.Marshal(batch)
@@ -839,6 +830,7 @@ func (s *sim) settle() {
 		}
 	}
 	s.settleBrokers()
+	s.settlePartitions()
 	s.checkImages()
 }
 
