@@ -116,6 +116,10 @@ func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 		(&kmsg.CreateTopicsRequest{}).Key():     {Min: 0, Max: 7},
 		(&kmsg.DeleteTopicsRequest{}).Key():     {Min: 0, Max: 6},
 		(&kmsg.CreatePartitionsRequest{}).Key(): {Min: 0, Max: 3},
+
+		// Configs: every version kmsg knows, which is every version Kafka serves.
+		(&kmsg.IncrementalAlterConfigsRequest{}).Key(): {Min: 0, Max: 1},
+		(&kmsg.DescribeConfigsRequest{}).Key():         {Min: 0, Max: 4},
 	}
 }
 
@@ -146,6 +150,10 @@ func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return c.handleDeleteTopics(ctx, r)
 	case *kmsg.CreatePartitionsRequest:
 		return c.handleCreatePartitions(ctx, r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		return c.handleIncrementalAlterConfigs(ctx, r)
+	case *kmsg.DescribeConfigsRequest:
+		return c.handleDescribeConfigs(ctx, r)
 	}
 	return nil, fmt.Errorf("the controller does not serve %s", kmsg.NameForKey(req.Key()))
 }

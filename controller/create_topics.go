@@ -22,12 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Config sources of CreateTopics v5+ (Kafka's DescribeConfigs sources).
-const (
-	configSourceTopic   = 1 // DYNAMIC_TOPIC_CONFIG
-	configSourceDefault = 5 // DEFAULT_CONFIG
-)
-
 func (c *Controller) handleCreateTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) (kmsg.Response, error) {
 	topics := newTopicsOf(req)
 	tc, rng := newTopicControl(c.cfg.MaxPartitionsPerRequest), requestRand()
@@ -75,20 +69,13 @@ func createTopicsResponse(req *kmsg.CreateTopicsRequest, outcomes []topicOutcome
 	return resp
 }
 
-// createdTopicConfigs lists a new topic's configs for CreateTopics v5+: every config this controller
-// knows, by name, those the request set as topic configs and the rest as Kafka's defaults.
-func createdTopicConfigs(set []topicConfig) []kmsg.CreateTopicsResponseTopicConfig {
-	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigDefs))
-	for _, d := range topicConfigDefs {
+// createdTopicConfigs lists a new topic's configs for CreateTopics v5+.
+func createdTopicConfigs(configs []metadatalog.ConfigSynonym) []kmsg.CreateTopicsResponseTopicConfig {
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(configs))
+	for _, c := range configs {
 		rc := kmsg.NewCreateTopicsResponseTopicConfig()
-		value := d.def
-		rc.Name, rc.Source = d.name, configSourceDefault
-		for _, s := range set {
-			if s.name == d.name {
-				value, rc.Source = s.value, configSourceTopic
-			}
-		}
-		rc.Value = &value
+		value := c.Value
+		rc.Name, rc.Value, rc.Source = c.Name, &value, int8(c.Source)
 		out = append(out, rc)
 	}
 	return out

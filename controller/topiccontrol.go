@@ -4,10 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -63,7 +61,9 @@ type topicOutcome struct {
 	// Set when a topic is (or, for validateOnly, would be) created.
 	numPartitions     int32
 	replicationFactor int16
-	configs           []topicConfig
+	// configs is every known config of a new topic as CreateTopics v5+ answers it: its own settings
+	// and, for the rest, the value it inherits, with the source of each.
+	configs []metadatalog.ConfigSynonym
 }
 
 func (o *topicOutcome) fail(code *kerr.Error, format string, args ...any) {
@@ -182,7 +182,7 @@ func (tc topicControl) createTopics(img *metadatalog.Image, topics []newTopic, r
 		if hasCollisionChars(t.name) {
 			unified[unifyCollisionChars(t.name)] = t.name
 		}
-		o.id, o.numPartitions, o.replicationFactor, o.configs = id, int32(n), int16(rf), configs
+		o.id, o.numPartitions, o.replicationFactor, o.configs = id, int32(n), int16(rf), newTopicConfigs(img, t.name, configs)
 		records = append(records, &metadatapb.Record{Record: &metadatapb.Record_Topic{Topic: &metadatapb.TopicRecord{Name: t.name, TopicId: id[:]}}})
 		// Configs before partitions, as Kafka writes them, so a partition never exists without its
 		// topic's settings.
@@ -547,45 +547,22 @@ func configRecord(topic string, c topicConfig) *metadatapb.Record {
 		ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_TOPIC, ResourceName: topic, Name: c.name, Value: &v}}}
 }
 
-// topicConfigDef is a topic config this controller knows: its Kafka default and how Kafka's LogConfig
-// validates it. A config it does not know is refused rather than stored unchecked.
-type topicConfigDef struct {
-	name, def string
-	// check returns why a value is invalid, in the words of Kafka's ConfigException, or "".
-	check func(v string) string
-}
-
-// topicConfigDefs is sorted by name, the order answers list configs in.
-var topicConfigDefs = []topicConfigDef{
-	{"cleanup.policy", "delete", listOfCheck("compact", "delete")},
-	{"compression.type", "producer", oneOfCheck("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")},
-	{"delete.retention.ms", "86400000", longCheck(0)},
-	{"file.delete.delay.ms", "60000", longCheck(0)},
-	{"flush.messages", "9223372036854775807", longCheck(1)},
-	{"flush.ms", "9223372036854775807", longCheck(0)},
-	{"index.interval.bytes", "4096", intCheck(0)},
-	{"max.compaction.lag.ms", "9223372036854775807", longCheck(1)},
-	{"max.message.bytes", "1048588", intCheck(0)},
-	{"message.timestamp.type", "CreateTime", oneOfCheck("CreateTime", "LogAppendTime")},
-	{"min.cleanable.dirty.ratio", "0.5", ratioCheck},
-	{"min.compaction.lag.ms", "0", longCheck(0)},
-	{"min.insync.replicas", "1", intCheck(1)},
-	{"preallocate", "false", boolCheck},
-	{"retention.bytes", "-1", longCheck(-1)},
-	{"retention.ms", "604800000", longCheck(-1)},
-	{"segment.bytes", "1073741824", intCheck(14)},
-	{"segment.index.bytes", "10485760", intCheck(4)},
-	{"segment.jitter.ms", "0", longCheck(0)},
-	{"segment.ms", "604800000", longCheck(1)},
-	{"unclean.leader.election.enable", "false", boolCheck},
-}
-
-func topicConfigDefByName(name string) (topicConfigDef, bool) {
-	i, ok := slices.BinarySearchFunc(topicConfigDefs, name, func(d topicConfigDef, n string) int { return strings.Compare(d.name, n) })
-	if !ok {
-		return topicConfigDef{}, false
+// newTopicConfigs lists every known config of a topic created with the configs set, in name order:
+// those set as its own, the rest as it inherits them (a cluster-wide broker default, else the built-in
+// default).
+func newTopicConfigs(img *metadatalog.Image, topic string, set []topicConfig) []metadatalog.ConfigSynonym {
+	defs := metadatalog.TopicConfigs()
+	out := make([]metadatalog.ConfigSynonym, 0, len(defs))
+	for _, d := range defs {
+		i := slices.IndexFunc(set, func(c topicConfig) bool { return c.name == d.Name })
+		if i >= 0 {
+			out = append(out, metadatalog.ConfigSynonym{Name: d.Name, Value: set[i].value, Source: metadatalog.ConfigSourceTopic})
+			continue
+		}
+		v, _ := img.TopicConfigValue(topic, -1, d.Name)
+		out = append(out, metadatalog.ConfigSynonym{Name: d.Name, Value: v.Value, Source: v.Source})
 	}
-	return topicConfigDefs[i], true
+	return out
 }
 
 // validateTopicConfigs checks the configs of a new topic and returns them sorted by name. Errors are
@@ -605,12 +582,12 @@ func validateTopicConfigs(req []requestedConfig) ([]topicConfig, *kerr.Error, st
 	}
 	out := make([]topicConfig, 0, len(req))
 	for _, c := range req {
-		def, known := topicConfigDefByName(c.name)
+		def, known := metadatalog.TopicConfig(c.name)
 		if !known {
 			return nil, kerr.InvalidConfig, "Unknown topic config name: " + c.name
 		}
-		if reason := def.check(*c.value); reason != "" {
-			return nil, kerr.InvalidConfig, fmt.Sprintf("Invalid value %s for configuration %s: %s", *c.value, c.name, reason)
+		if msg := def.Invalid(*c.value); msg != "" {
+			return nil, kerr.InvalidConfig, msg
 		}
 		if slices.ContainsFunc(out, func(o topicConfig) bool { return o.name == c.name }) {
 			return nil, kerr.InvalidConfig, fmt.Sprintf("Configuration %s is given more than once.", c.name)
@@ -619,77 +596,4 @@ func validateTopicConfigs(req []requestedConfig) ([]topicConfig, *kerr.Error, st
 	}
 	slices.SortFunc(out, func(a, b topicConfig) int { return strings.Compare(a.name, b.name) })
 	return out, nil, ""
-}
-
-func longCheck(least int64) func(string) string {
-	return func(v string) string {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return "Not a number of type LONG"
-		}
-		if n < least {
-			return fmt.Sprintf("Value must be at least %d", least)
-		}
-		return ""
-	}
-}
-
-func intCheck(least int64) func(string) string {
-	return func(v string) string {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
-		if err != nil {
-			return "Not a number of type INT"
-		}
-		if n < least {
-			return fmt.Sprintf("Value must be at least %d", least)
-		}
-		return ""
-	}
-}
-
-func ratioCheck(v string) string {
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	switch {
-	case err != nil || math.IsNaN(f):
-		return "Not a number of type DOUBLE"
-	case f < 0:
-		return "Value must be at least 0"
-	case f > 1:
-		return "Value must be no more than 1"
-	}
-	return ""
-}
-
-func boolCheck(v string) string {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "true", "false":
-		return ""
-	}
-	return "Expected value to be either true or false"
-}
-
-func oneOfCheck(choices ...string) func(string) string {
-	return func(v string) string {
-		if slices.Contains(choices, strings.TrimSpace(v)) {
-			return ""
-		}
-		return "String must be one of: " + strings.Join(choices, ", ")
-	}
-}
-
-// listOfCheck is Kafka's ValidList: a comma-separated list of the choices. An empty list is refused:
-// cleanup.policy must say how old data goes.
-func listOfCheck(choices ...string) func(string) string {
-	return func(v string) string {
-		v = strings.TrimSpace(v)
-		if v == "" {
-			return "The list must name at least one of: " + strings.Join(choices, ", ")
-		}
-		for _, item := range strings.Split(v, ",") {
-			if !slices.Contains(choices, strings.TrimSpace(item)) {
-				return "String must be one of: " + strings.Join(choices, ", ")
-			}
-		}
-		return ""
-	}
 }

@@ -119,26 +119,13 @@ func TestCreateTopicsRefused(t *testing.T) {
 		{"only a broker in controlled shutdown", withAssignment(-1, -1, as(0, 5)), kerr.InvalidReplicaAssignment,
 			"All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown."},
 
-		// Configs.
+		// Configs (the value checks themselves are tested in metadatalog).
 		{"unknown config", withConfig("retention.hours", "1"), kerr.InvalidConfig, "Unknown topic config name: retention.hours"},
 		{"null config", newTopic{name: "t", numPartitions: 1, replicationFactor: 1, configs: []requestedConfig{{name: "retention.ms"}, {name: "segment.ms"}}},
 			kerr.InvalidConfig, "Null value not supported for topic configs: retention.ms,segment.ms"},
 		{"config twice", newTopic{name: "t", numPartitions: 1, replicationFactor: 1, configs: []requestedConfig{{"retention.ms", tcStr("1")}, {"retention.ms", tcStr("2")}}},
 			kerr.InvalidConfig, "Configuration retention.ms is given more than once."},
-		{"cleanup.policy", withConfig("cleanup.policy", "forever"), kerr.InvalidConfig, "Invalid value forever for configuration cleanup.policy: String must be one of: compact, delete"},
-		{"cleanup.policy list", withConfig("cleanup.policy", "compact,forever"), kerr.InvalidConfig, "Invalid value compact,forever for configuration cleanup.policy: String must be one of: compact, delete"},
-		{"cleanup.policy empty", withConfig("cleanup.policy", ""), kerr.InvalidConfig, "Invalid value  for configuration cleanup.policy: The list must name at least one of: compact, delete"},
 		{"retention.ms below -1", withConfig("retention.ms", "-2"), kerr.InvalidConfig, "Invalid value -2 for configuration retention.ms: Value must be at least -1"},
-		{"retention.ms not a number", withConfig("retention.ms", "1w"), kerr.InvalidConfig, "Invalid value 1w for configuration retention.ms: Not a number of type LONG"},
-		{"retention.bytes below -1", withConfig("retention.bytes", "-5"), kerr.InvalidConfig, "Invalid value -5 for configuration retention.bytes: Value must be at least -1"},
-		{"segment.bytes too small", withConfig("segment.bytes", "13"), kerr.InvalidConfig, "Invalid value 13 for configuration segment.bytes: Value must be at least 14"},
-		{"segment.bytes not an int", withConfig("segment.bytes", "4294967296"), kerr.InvalidConfig, "Invalid value 4294967296 for configuration segment.bytes: Not a number of type INT"},
-		{"min.insync.replicas 0", withConfig("min.insync.replicas", "0"), kerr.InvalidConfig, "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"},
-		{"max.message.bytes negative", withConfig("max.message.bytes", "-1"), kerr.InvalidConfig, "Invalid value -1 for configuration max.message.bytes: Value must be at least 0"},
-		{"compression.type", withConfig("compression.type", "brotli"), kerr.InvalidConfig,
-			"Invalid value brotli for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"},
-		{"min.cleanable.dirty.ratio", withConfig("min.cleanable.dirty.ratio", "1.5"), kerr.InvalidConfig, "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"},
-		{"preallocate", withConfig("preallocate", "yes"), kerr.InvalidConfig, "Invalid value yes for configuration preallocate: Expected value to be either true or false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := tcCluster(t)
@@ -527,4 +514,31 @@ func BenchmarkCreateOneMillionPartitions(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(topics*partitions), "heap-B/partition")
 	runtime.KeepAlive(img)
+}
+
+// TestCreatedTopicConfigs: CreateTopics v5+ answers every known config of a new topic with its source:
+// the topic's own setting, a cluster-wide broker default it inherits, or the built-in default.
+func TestCreatedTopicConfigs(t *testing.T) {
+	img := tcApply(t, tcCluster(t), []*metadatapb.Record{{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{
+		ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER, ResourceName: metadatalog.ClusterDefaultBroker,
+		Name: "log.retention.bytes", Value: tcStr("1000"),
+	}}}})
+	nt := newTopic{name: "t", numPartitions: 1, replicationFactor: 1, configs: []requestedConfig{{name: "retention.ms", value: tcStr("5")}}}
+	_, outs := newTopicControl(0).createTopics(img, []newTopic{nt}, tcRand(1))
+	got := map[string]metadatalog.ConfigSynonym{}
+	for _, c := range outs[0].configs {
+		got[c.Name] = c
+	}
+	if len(got) != len(metadatalog.TopicConfigs()) {
+		t.Fatalf("%d configs answered, want every known one (%d)", len(got), len(metadatalog.TopicConfigs()))
+	}
+	for name, want := range map[string]metadatalog.ConfigSynonym{
+		"retention.ms":    {Name: "retention.ms", Value: "5", Source: metadatalog.ConfigSourceTopic},
+		"retention.bytes": {Name: "retention.bytes", Value: "1000", Source: metadatalog.ConfigSourceClusterDefault},
+		"cleanup.policy":  {Name: "cleanup.policy", Value: "delete", Source: metadatalog.ConfigSourceDefault},
+	} {
+		if got[name] != want {
+			t.Errorf("%s answered as %+v, want %+v", name, got[name], want)
+		}
+	}
 }

@@ -127,10 +127,10 @@ func TestTopicsAPI(t *testing.T) {
 	for _, cfg := range orders.Configs {
 		configs[cfg.Name] = cfg
 	}
-	if cfg := configs["retention.ms"]; taMsg(cfg.Value) != "3600000" || cfg.Source != configSourceTopic {
+	if cfg := configs["retention.ms"]; taMsg(cfg.Value) != "3600000" || cfg.Source != int8(metadatalog.ConfigSourceTopic) {
 		t.Fatalf("orders' retention.ms answered %+v", cfg)
 	}
-	if cfg := configs["segment.bytes"]; taMsg(cfg.Value) != "1073741824" || cfg.Source != configSourceDefault {
+	if cfg := configs["segment.bytes"]; taMsg(cfg.Value) != "1073741824" || cfg.Source != int8(metadatalog.ConfigSourceDefault) {
 		t.Fatalf("orders' segment.bytes answered %+v", cfg)
 	}
 	if *resp.Topics[5].ErrorMessage != "Topic 'huge' would add 1001 partitions, more than the 1000 one request may create (max.partitions.per.request); create them over several requests." {

@@ -20,7 +20,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand())
+	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand(), topicsCommand(), configsCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kraftctl:", err)
 		var cerr *config.Error
