@@ -1,5 +1,6 @@
 // Command kraftctl is the operator's tool, with verbs named after Kafka's own tools:
-// `storage` (kafka-storage.sh), `quorum` (kafka-metadata-quorum.sh) and `brokers list`.
+// `storage` (kafka-storage.sh), `quorum` (kafka-metadata-quorum.sh), `topics` (kafka-topics.sh),
+// `configs` (kafka-configs.sh) and `brokers list`.
 //
 // A verb that fails prints the reason (the server's message when there is one) and exits non-zero.
 package main
