@@ -390,11 +390,17 @@ func (b *Broker) newBackoff() backoff {
 // APIs lists what the broker port serves besides ApiVersions. Data-plane APIs are out of scope and
 // deliberately absent, so clients never try them.
 func (b *Broker) APIs() map[int16]kafkaserver.VersionRange {
-	return map[int16]kafkaserver.VersionRange{
+	apis := map[int16]kafkaserver.VersionRange{
 		(&kmsg.MetadataRequest{}).Key():        {Min: 0, Max: metadataMaxVersion},
 		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: describeClusterMaxVersion},
 		(&kmsg.DescribeQuorumRequest{}).Key():  {Min: 0, Max: describeQuorumMaxVersion},
+		(&kmsg.DescribeConfigsRequest{}).Key(): {Min: 0, Max: describeConfigsMaxVersion},
 	}
+	// The admin APIs forwarded to the active controller (forward.go).
+	for key, api := range forwardedAPIs {
+		apis[key] = api.versions
+	}
+	return apis
 }
 
 // poke leaves a signal on ch unless one is already pending.

@@ -42,8 +42,13 @@ func (h listenerHandler) Handle(ctx context.Context, req kmsg.Request) (kmsg.Res
 		return metadataResponse(v, r), nil
 	case *kmsg.DescribeClusterRequest:
 		return describeClusterResponse(v, r), nil
+	case *kmsg.DescribeConfigsRequest:
+		return describeConfigsResponse(v.img, h.b.cfg.NodeID, r), nil
 	case *kmsg.DescribeQuorumRequest:
 		return h.b.forwardDescribeQuorum(ctx, r), nil
+	}
+	if api, ok := forwardedAPIs[req.Key()]; ok {
+		return h.b.forwardToController(ctx, req, api), nil
 	}
 	return nil, fmt.Errorf("the broker port does not serve %s", kmsg.NameForKey(req.Key()))
 }
