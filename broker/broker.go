@@ -191,6 +191,8 @@ type Broker struct {
 	// applied lets a fenced broker heartbeat as soon as it has caught up with its own registration
 	// instead of a heartbeat interval later.
 	activeChanged, applied chan struct{}
+	// imageChanged wakes the ISR expansion (alter_partition.go) when the follower applies an image.
+	imageChanged chan struct{}
 
 	// Published for handlers and observers; written by the goroutines that own them.
 	image         atomic.Pointer[metadatalog.Image]
@@ -222,6 +224,7 @@ func New(cfg Config) *Broker {
 		controlledDone: make(chan struct{}),
 		activeChanged:  make(chan struct{}, 1),
 		applied:        make(chan struct{}, 1),
+		imageChanged:   make(chan struct{}, 1),
 		done:           make(chan struct{}),
 		fatal:          make(chan error, 1),
 	}
@@ -257,9 +260,10 @@ func (b *Broker) Start() {
 	b.transition(lifecycleEvent{kind: evStart})
 	b.log.Info("broker starting", "cluster_id", b.cfg.ClusterID, "controllers", len(b.cfg.Controllers),
 		"metadata_version_min", b.cfg.SupportedMetadataVersion[0], "metadata_version_max", b.cfg.SupportedMetadataVersion[1])
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.runSession() }()
 	go func() { defer b.wg.Done(); b.runFollower() }()
+	go func() { defer b.wg.Done(); b.runISRExpansion() }()
 	go func() {
 		b.wg.Wait()
 		// Both goroutines are gone (Close, a fatal error, or a granted shutdown and then Close), so

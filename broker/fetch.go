@@ -221,6 +221,7 @@ func (b *Broker) runFollower() {
 		if res.img != img {
 			b.image.Store(res.img)
 			poke(b.applied)
+			poke(b.imageChanged)
 		}
 		if res.fatal != nil {
 			b.fail(fmt.Errorf("following the metadata log of cluster %s from controller %d: %w", b.cfg.ClusterID, id, res.fatal))

@@ -126,6 +126,8 @@ func responseErrorCode(resp kmsg.Response) int16 {
 		return r.ErrorCode
 	case *kmsg.BrokerHeartbeatResponse:
 		return r.ErrorCode
+	case *kmsg.AlterPartitionResponse:
+		return r.ErrorCode
 	}
 	return 0
 }

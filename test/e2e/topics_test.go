@@ -101,7 +101,8 @@ func newAdmin(t *testing.T, addrs ...string) *kadm.Client {
 // TestTopicsThroughBrokersAndLeaderMoves is the topic issue's acceptance run: through a broker, kadm
 // creates 100 topics × 3 partitions at RF=3; every broker's Metadata shows them with leaders and full
 // ISRs; killing a broker moves its leaderships and no partition is ever seen leaderless while two of
-// its replicas live; once it is back, a preferred-leader election gives it its leaderships back.
+// its replicas live; once it is back, the leaders add it to their ISRs again and a preferred-leader
+// election gives it its leaderships back.
 func TestTopicsThroughBrokersAndLeaderMoves(t *testing.T) {
 	t.Parallel()
 	bc := newBrokerCluster(t, 3, 3)
@@ -234,10 +235,23 @@ func TestTopicsThroughBrokersAndLeaderMoves(t *testing.T) {
 	}
 	t.Logf("%d Metadata samples during the move, none leaderless", samples)
 
-	// Back again: unfenced; a preferred-leader election returns its leaderships.
+	// Back again: unfenced, the leaders grow their ISRs back to all three replicas (AlterPartition), and
+	// a preferred-leader election returns its leaderships.
 	bc.start(victim)
 	bc.waitBrokerStates(ctrl, map[int32]bool{4: false, 5: false, victim: false}, bc.ids)
 	bc.waitMetadataBrokers(bc.addrs[4], bc.brokers, bc.ids)
+	bc.eventually(pollTimeout, fmt.Sprintf("every ISR to hold broker %d again", victim), bc.ids, func() (bool, string) {
+		v, err := topicsMetadata(bc.addrs[5])
+		if err != nil {
+			return false, err.Error()
+		}
+		for name, p := range v {
+			if len(p.isr) != 3 {
+				return false, name + ": " + p.String()
+			}
+		}
+		return true, ""
+	})
 	preferred := 0
 	for _, p := range before {
 		if p.replicas[0] == victim {
@@ -252,15 +266,12 @@ func TestTopicsThroughBrokersAndLeaderMoves(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		// The ISR shrank while it was away and this cluster has no data plane to grow it back: a
-		// partition whose ISR lacks its first replica keeps its leader.
-		want := 0
-		for _, p := range v {
-			if p.replicas[0] == victim && slices.Contains(p.isr, victim) {
-				want++
+		for name, p := range v {
+			if p.leader != p.replicas[0] {
+				return false, fmt.Sprintf("%s is not led by its first replica: %s", name, p)
 			}
 		}
-		return v.ledBy(victim) == want, fmt.Sprintf("broker %d leads %d, first replica and in the ISR of %d", victim, v.ledBy(victim), want)
+		return v.ledBy(victim) == preferred, fmt.Sprintf("broker %d leads %d", victim, v.ledBy(victim))
 	})
 
 	// Deleted through a broker: gone from every broker's Metadata.
