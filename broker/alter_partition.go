@@ -106,6 +106,12 @@ func isrExpansions(img *metadatalog.Image, self int32, refused map[partitionRef]
 	return topics, n
 }
 
+func alterPartitionRequest(self int32, epoch int64, topics []kmsg.AlterPartitionRequestTopic) *kmsg.AlterPartitionRequest {
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.BrokerID, req.BrokerEpoch, req.Topics = self, epoch, topics
+	return req
+}
+
 func containsID(ids []int32, id int32) bool {
 	for _, x := range ids {
 		if x == id {
@@ -147,12 +153,8 @@ func (b *Broker) runISRExpansion() {
 			seen = live
 			continue
 		}
-		epoch := b.epoch.Load()
-		resp, _, err := b.callActive(b.ctx, "AlterPartition", func() kmsg.Request {
-			req := kmsg.NewPtrAlterPartitionRequest()
-			req.BrokerID, req.BrokerEpoch, req.Topics = b.cfg.NodeID, epoch, topics
-			return req
-		})
+		req := alterPartitionRequest(b.cfg.NodeID, b.epoch.Load(), topics)
+		resp, _, err := b.callActive(b.ctx, "AlterPartition", func() kmsg.Request { return req })
 		if err != nil {
 			return // closed
 		}

@@ -79,3 +79,16 @@ func MetadataResponse(img *metadatalog.Image, clusterID string, self int32, list
 	v := view{img: img, clusterID: clusterID, controllerID: clientControllerID(img, self), listener: listener}
 	return metadataResponse(v, req)
 }
+
+// ISRExpansion is the AlterPartition request a broker at epoch sends, as leader, to grow ISRs back with
+// the replicas img says may lead again; nil when there is nothing to grow. It is at the newest version,
+// which the broker's client negotiates with our controllers.
+func ISRExpansion(img *metadatalog.Image, self int32, epoch int64) *kmsg.AlterPartitionRequest {
+	topics, n := isrExpansions(img, self, nil, maxAlterPartitions)
+	if n == 0 {
+		return nil
+	}
+	req := alterPartitionRequest(self, epoch, topics)
+	req.Version = req.MaxVersion()
+	return req
+}

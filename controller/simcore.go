@@ -200,3 +200,15 @@ func CreateTopics(img *metadatalog.Image, req *kmsg.CreateTopicsRequest, rng *ra
 	}
 	return records, createTopicsResponse(req, outcomes, nil, "")
 }
+
+// AlterPartition decides an AlterPartition request against the speculative image img as the event loop
+// does, and returns the records to write and the answer to send once they commit (or, when nothing is
+// written, once every write in flight has).
+func AlterPartition(img *metadatalog.Image, req *kmsg.AlterPartitionRequest) ([]*metadatapb.Record, *kmsg.AlterPartitionResponse) {
+	return replicationControl{}.alterPartition(img, req)
+}
+
+// ElectLeaders decides an ElectLeaders request as AlterPartition does.
+func ElectLeaders(img *metadatalog.Image, req *kmsg.ElectLeadersRequest) ([]*metadatapb.Record, *kmsg.ElectLeadersResponse) {
+	return replicationControl{}.electLeaders(img, req)
+}

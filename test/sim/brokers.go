@@ -95,6 +95,8 @@ type BrokerStats struct {
 	MetadataWithFenced            int // Metadata answers from an image holding a fenced broker
 	TopicsCreated, TopicsRefused  int // by the simulated controllers' CreateTopics, when written
 	LeaderMoves, OfflinePartition int // committed leader changes, and changes to leader -1
+	ISRGrown, ISRRefused          int // partitions in AlterPartition answers brokers got: granted, refused
+	Elections                     int // preferred-leader elections written
 }
 
 func (b *BrokerStats) add(o BrokerStats) {
@@ -121,6 +123,9 @@ func (b *BrokerStats) add(o BrokerStats) {
 	b.TopicsRefused += o.TopicsRefused
 	b.LeaderMoves += o.LeaderMoves
 	b.OfflinePartition += o.OfflinePartition
+	b.ISRGrown += o.ISRGrown
+	b.ISRRefused += o.ISRRefused
+	b.Elections += o.Elections
 }
 
 // ctlState is one node's simulated controller: the event loop's side of quorumState (active, the
@@ -167,6 +172,10 @@ type simBroker struct {
 	backoff    int64
 	reported   int64 // the offset the last heartbeat carried
 	shutdownBy int64 // when a controlled shutdown gives up; 0 when none is under way
+
+	// The leader's ISR expansion: at most one AlterPartition in flight, and a pause between them.
+	alter       *brokerCall
+	nextAlterAt int64
 
 	// The follower.
 	fetch       *brokerCall
@@ -277,7 +286,7 @@ func (s *sim) startBroker(b *simBroker) {
 	b.img = metadatalog.EmptyImage()
 	b.state = broker.NextState(broker.StateNotRunning, broker.LifecycleEvent{Kind: broker.LifecycleStart})
 	b.epoch, b.reported = -1, -1
-	b.call, b.fetch = nil, nil
+	b.call, b.fetch, b.alter = nil, nil, nil
 	b.active, b.searchNext, b.fetchFrom = 0, 0, 0
 	b.nextCallAt, b.nextFetchAt, b.backoff, b.shutdownBy = s.now, s.now, backoffMin, 0
 	s.record(uint64(s.now), uint64(b.id), 20, b.life)
@@ -288,7 +297,7 @@ func (s *sim) stopBroker(b *simBroker) {
 	b.state = broker.NextState(b.state, broker.LifecycleEvent{Kind: broker.LifecycleStopped})
 	b.up = false
 	b.life++
-	b.call, b.fetch = nil, nil
+	b.call, b.fetch, b.alter = nil, nil, nil
 	b.restartAt = s.now + 1
 	if s.faulty {
 		b.restartAt += 20 + s.rng.Int64N(400)
@@ -449,6 +458,17 @@ func (s *sim) stepBroker(b *simBroker) {
 	if b.fetch == nil && s.now >= b.nextFetchAt {
 		s.brokerFetch(b)
 	}
+	if b.alter != nil && s.now >= b.alter.deadline {
+		b.alter = nil
+	}
+	if b.alter == nil && b.active != 0 && b.state == broker.StateRunning && s.now >= b.nextAlterAt {
+		if req := broker.ISRExpansion(b.img, b.id, b.epoch); req != nil {
+			s.bw.calls++
+			b.alter = &brokerCall{id: s.bw.calls, node: b.active, deadline: s.now + rpcTimeout}
+			b.nextAlterAt = s.now + alterPause
+			s.sendRPC(&rpc{node: b.active, b: b, life: b.life, call: b.alter.id, req: req})
+		}
+	}
 	if s.rng.Float64() < s.f.Metadata {
 		s.checkMetadata(b)
 	}
@@ -502,6 +522,13 @@ func (s *sim) brokerAnswer(b *simBroker, r *rpc) {
 		}
 		b.fetch = nil
 		s.brokerFetched(b, r.node, resp)
+		return
+	}
+	if resp, ok := r.resp.(*kmsg.AlterPartitionResponse); ok {
+		if b.alter != nil && b.alter.id == r.call {
+			b.alter = nil
+			s.alterAnswered(resp)
+		}
 		return
 	}
 	if b.call == nil || b.call.id != r.call {
@@ -670,6 +697,10 @@ func (s *sim) serveBrokers(n *node) {
 				a := req.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
 				a.ErrorCode = kerr.NotController.Code
 				resp = a
+			case *kmsg.AlterPartitionRequest:
+				a := req.ResponseKind().(*kmsg.AlterPartitionResponse)
+				a.ErrorCode = kerr.NotController.Code
+				resp = a
 			}
 			s.answer(n, r, resp)
 			continue
@@ -695,6 +726,19 @@ func (s *sim) serveBrokers(n *node) {
 		case *kmsg.BrokerHeartbeatRequest:
 			id = req.BrokerID
 			records, resp = c.core.Heartbeat(c.spec, req, c.next, now)
+		case *kmsg.AlterPartitionRequest:
+			records, resp = controller.AlterPartition(c.spec, req)
+			reply := func() { s.answer(n, r, resp) }
+			switch {
+			case len(records) > 0:
+				s.ctlWrite(n, records, reply)
+			case len(c.parked) > 0:
+				// As afterEveryPendingWrite: the answer describes the speculative image.
+				c.parked = append(c.parked, parkedAnswer{offset: c.parked[len(c.parked)-1].offset, reply: reply})
+			default:
+				reply()
+			}
+			continue
 		}
 		reply := func() { s.answer(n, r, resp) }
 		switch {
@@ -709,6 +753,38 @@ func (s *sim) serveBrokers(n *node) {
 	}
 	if c.active && s.rng.Float64() < createTopicsChance {
 		s.createTopics(n)
+	}
+	if c.active && s.rng.Float64() < electChance {
+		req := kmsg.NewPtrElectLeadersRequest() // null topics: every partition
+		req.ElectionType = 0                    // preferred
+		if records, _ := controller.ElectLeaders(c.spec, req); len(records) > 0 {
+			s.stats.Brokers.Elections++
+			s.ctlWrite(n, records, nil)
+		}
+	}
+}
+
+const (
+	// electChance is the chance per step that the active controller gets a preferred-leader election
+	// for every partition.
+	electChance = 1.0 / 400
+	// alterPause is how long a leader waits between two AlterPartition requests.
+	alterPause = 20
+)
+
+// alterAnswered counts an AlterPartition answer's partitions.
+func (s *sim) alterAnswered(resp *kmsg.AlterPartitionResponse) {
+	if resp.ErrorCode != 0 {
+		return
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode == 0 {
+				s.stats.Brokers.ISRGrown++
+			} else {
+				s.stats.Brokers.ISRRefused++
+			}
+		}
 	}
 }
 
@@ -768,13 +844,14 @@ func (s *sim) checkPartitions(img *metadatalog.Image) {
 	}
 }
 
-// offlinePartitions lists the partitions of img without a leader.
-func offlinePartitions(img *metadatalog.Image) []string {
+// unhealthyPartitions lists the partitions of img without a leader or with an ISR short of their
+// replicas.
+func unhealthyPartitions(img *metadatalog.Image) []string {
 	var out []string
 	for _, t := range img.Topics() {
 		for id := range t.Partitions {
-			if p, ok := img.Partition(t.ID, id); ok && p.Leader < 0 {
-				out = append(out, fmt.Sprintf("%s-%d (ISR %v)", t.Name, id, p.ISR))
+			if p, ok := img.Partition(t.ID, id); ok && (p.Leader < 0 || len(p.ISR) < len(p.Replicas)) {
+				out = append(out, fmt.Sprintf("%s-%d (leader %d, replicas %v, ISR %v)", t.Name, id, p.Leader, p.Replicas, p.ISR))
 			}
 		}
 	}
@@ -1057,18 +1134,19 @@ func (s *sim) settleBrokers() {
 }
 
 // settlePartitions checks invariant 13 once every broker is live: within brokerSettleSteps every
-// partition in the leader's committed image has a leader, since every ISR member is unfenced.
+// partition in the leader's committed image has a leader, since every ISR member is unfenced, and an
+// ISR of all its replicas, which the leaders grow back with AlterPartition.
 func (s *sim) settlePartitions() {
 	deadline := s.now + brokerSettleSteps
 	for {
 		l := s.leader()
 		if l != nil && l.ctl.active {
-			offline := offlinePartitions(l.image)
-			if len(offline) == 0 {
+			unhealthy := unhealthyPartitions(l.image)
+			if len(unhealthy) == 0 {
 				return
 			}
 			if s.now >= deadline {
-				s.fail(13, "every broker is live, yet %d partitions have no leader %d steps later: %s", len(offline), brokerSettleSteps, strings.Join(offline, ", "))
+				s.fail(13, "every broker is live, yet %d partitions lack a leader or a full ISR %d steps later: %s", len(unhealthy), brokerSettleSteps, strings.Join(unhealthy, ", "))
 			}
 		} else if s.now >= deadline {
 			s.fail(13, "no active controller %d steps after the brokers were live: %s", brokerSettleSteps, s.describe())

@@ -72,6 +72,10 @@
 //     partitions are placed on brokers that come and go, and every fence, unfence and controlled
 //     shutdown moves real leaderships through the product's replication manager. A newly active
 //     controller first finishes the moves an earlier one left undone (controller.ResumeLeadership).
+//     Brokers that lead partitions grow their ISRs back with the product's AlterPartition request
+//     (broker.ISRExpansion, decided by controller.AlterPartition) when replicas return, and now and
+//     then the active controller runs a preferred-leader election over every partition
+//     (controller.ElectLeaders).
 //
 // A run has a fault phase of a fixed number of steps, then heals every partition, restarts every node,
 // stops losing messages and runs until the quorum converges: one leader that every node follows, and

@@ -105,10 +105,10 @@ func TestSim(t *testing.T) {
 	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d messages sent before an fsync, %d writes acknowledged, %d superseded, %d offsets predicted",
 		total.Epochs, total.Crashes, total.LeaderCrashes, total.CrashesInSync, total.TornRecordsLost, total.Partitions, total.SentEarly, total.Acked, total.Superseded, total.Predicted)
 	b := total.Brokers
-	t.Logf("brokers: %d brokers, %d crashes, %d isolations, %d controlled shutdowns (%d granted); committed: %d registrations, %d fences (%d expiry batches proposed), %d unfences; %d controller activations, %d resignations dropping %d answers; answers: %d DUPLICATE_BROKER_REGISTRATION (%d of them for a fenced registration), %d STALE_BROKER_EPOCH, %d NOT_CONTROLLER, %d fetch refusals; %d Metadata answers checked (%d with a fenced broker registered); topics: %d created, %d refused; %d committed leader changes (%d to no leader)",
+	t.Logf("brokers: %d brokers, %d crashes, %d isolations, %d controlled shutdowns (%d granted); committed: %d registrations, %d fences (%d expiry batches proposed), %d unfences; %d controller activations, %d resignations dropping %d answers; answers: %d DUPLICATE_BROKER_REGISTRATION (%d of them for a fenced registration), %d STALE_BROKER_EPOCH, %d NOT_CONTROLLER, %d fetch refusals; %d Metadata answers checked (%d with a fenced broker registered); topics: %d created, %d refused; %d committed leader changes (%d to no leader), %d preferred elections; ISR expansions: %d partitions granted, %d refused",
 		b.Brokers, b.Crashes, b.Isolations, b.Shutdowns, b.Granted, b.Registrations, b.Fences, b.ExpiryBatches, b.Unfences, b.Activations, b.Resignations, b.AnswersDropped,
 		b.Duplicates, b.DuplicatesOfFenced, b.SessionsLost, b.NotController, b.FetchRefusals, b.MetadataChecks, b.MetadataWithFenced,
-		b.TopicsCreated, b.TopicsRefused, b.LeaderMoves, b.OfflinePartition)
+		b.TopicsCreated, b.TopicsRefused, b.LeaderMoves, b.OfflinePartition, b.Elections, b.ISRGrown, b.ISRRefused)
 	// A change that quietly stops injecting some fault would leave every seed green and prove nothing.
 	if len(runs) >= 50 && !t.Failed() {
 		for what, n := range map[string]int{
@@ -120,7 +120,8 @@ func TestSim(t *testing.T) {
 			"registrations refused as duplicates": b.Duplicates, "log-follow refusals by standbys": b.FetchRefusals,
 			"Metadata answers from an image with a fenced broker": b.MetadataWithFenced,
 			"topics created": b.TopicsCreated, "topics refused": b.TopicsRefused, "leader changes": b.LeaderMoves,
-			"partitions gone offline": b.OfflinePartition,
+			"partitions gone offline": b.OfflinePartition, "preferred elections": b.Elections,
+			"ISR expansions granted": b.ISRGrown, "ISR expansions refused": b.ISRRefused,
 		} {
 			if n == 0 {
 				t.Errorf("%d seeds saw no %s: the simulation has stopped exercising them", len(runs), what)
