@@ -30,8 +30,8 @@ type topicControl struct {
 const (
 	// DefaultMaxPartitionsPerRequest is Config.MaxPartitionsPerRequest when it is zero.
 	DefaultMaxPartitionsPerRequest = 100_000
-	// maxPartitionsPerRequestSetting names the limit in answers. Config.MaxPartitionsPerRequest is set
-	// through it once the configuration file wires it.
+	// maxPartitionsPerRequestSetting is the configuration key that sets Config.MaxPartitionsPerRequest;
+	// answers name it.
 	maxPartitionsPerRequestSetting = "max.partitions.per.request"
 
 	// Kafka's num.partitions and default.replication.factor: what -1 asks for.

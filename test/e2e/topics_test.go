@@ -348,5 +348,19 @@ func TestReplicationFactorThreeWithABrokerDown(t *testing.T) {
 	if r := created["too-replicated"]; r.Err == nil || !strings.Contains(r.Err.Error(), "INVALID_REPLICATION_FACTOR") || !strings.Contains(r.ErrMessage, "only 3 broker(s) are registered") {
 		t.Fatalf("RF=4 on 3 brokers: %v (%q), want INVALID_REPLICATION_FACTOR naming the 3 registered brokers", r.Err, r.ErrMessage)
 	}
+
+	// A million partitions in one topic is over the per-request cap, a 250-character name over Kafka's
+	// 249: each refused with its code and a message saying why.
+	long := strings.Repeat("n", 250)
+	created, err = adm.CreateTopics(ctx, 1_000_000, 1, nil, "huge", long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := created["huge"]; r.Err == nil || !strings.Contains(r.Err.Error(), "POLICY_VIOLATION") || !strings.Contains(r.ErrMessage, "max.partitions.per.request") {
+		t.Errorf("a million partitions: %v (%q), want POLICY_VIOLATION naming max.partitions.per.request", r.Err, r.ErrMessage)
+	}
+	if r := created[long]; r.Err == nil || !strings.Contains(r.Err.Error(), "INVALID_TOPIC_EXCEPTION") || !strings.Contains(r.ErrMessage, "249") {
+		t.Errorf("a 250-character name: %v (%q), want INVALID_TOPIC_EXCEPTION naming the 249 limit", r.Err, r.ErrMessage)
+	}
 	bc.stopAll()
 }
