@@ -1,6 +1,9 @@
 // Package broker is the broker role: a node that registers with the controller quorum, keeps its session
 // alive with heartbeats, follows the metadata log into its own image, and serves that image to ordinary
-// Kafka clients on the broker port (ApiVersions, Metadata, DescribeCluster).
+// Kafka clients on the broker port (ApiVersions, Metadata, DescribeCluster, DescribeConfigs). Admin
+// writes (topics, configs, elections, features) and DescribeQuorum it forwards to the controllers
+// (forward.go, describe_quorum.go). As a partition leader it grows ISRs back when replicas return
+// (alter_partition.go).
 //
 // It reaches controllers only over the network, through the Kafka protocol (franz-go), and shares no
 // state with them: the image code under metadatalog is all the two roles have in common.
