@@ -38,7 +38,7 @@ func dcImage(t *testing.T) *metadatalog.Image {
 // dcDescribe answers req as broker self and round-trips the answer through its wire form.
 func dcDescribe(t *testing.T, img *metadatalog.Image, self int32, req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
 	t.Helper()
-	resp := describeConfigsResponse(img, self, req)
+	resp := img.DescribeConfigsResponse(self, req)
 	back := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	if err := back.ReadFrom(resp.AppendTo(nil)); err != nil {
 		t.Fatalf("the answer does not decode at v%d: %v", req.Version, err)

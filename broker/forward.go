@@ -308,14 +308,18 @@ func (w *writeWatch) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, bytesWritten
 	}
 }
 
-// allNotController reports whether codes is non-empty and every code is NOT_CONTROLLER.
-func allNotController(codes []int16) bool {
-	for _, c := range codes {
-		if c != kerr.NotController.Code {
-			return false
+// refusedAsStandby reports whether a per-item answer is a standby's refusal — items is non-empty and
+// every item's code is NOT_CONTROLLER — and returns the first item's message.
+func refusedAsStandby[T any](items []T, code func(T) int16, msg func(T) *string) (bool, string) {
+	if len(items) == 0 {
+		return false, ""
+	}
+	for _, it := range items {
+		if code(it) != kerr.NotController.Code {
+			return false, ""
 		}
 	}
-	return len(codes) > 0
+	return true, deref(msg(items[0]))
 }
 
 func deref(s *string) string {
@@ -326,15 +330,8 @@ func deref(s *string) string {
 }
 
 func createTopicsRefused(r kmsg.Response) (bool, string) {
-	resp := r.(*kmsg.CreateTopicsResponse)
-	var codes []int16
-	for _, t := range resp.Topics {
-		codes = append(codes, t.ErrorCode)
-	}
-	if !allNotController(codes) {
-		return false, ""
-	}
-	return true, deref(resp.Topics[0].ErrorMessage)
+	return refusedAsStandby(r.(*kmsg.CreateTopicsResponse).Topics,
+		func(t kmsg.CreateTopicsResponseTopic) int16 { return t.ErrorCode }, func(t kmsg.CreateTopicsResponseTopic) *string { return t.ErrorMessage })
 }
 
 func createTopicsFailed(r kmsg.Request, code int16, msg string) kmsg.Response {
@@ -349,15 +346,8 @@ func createTopicsFailed(r kmsg.Request, code int16, msg string) kmsg.Response {
 }
 
 func deleteTopicsRefused(r kmsg.Response) (bool, string) {
-	resp := r.(*kmsg.DeleteTopicsResponse)
-	var codes []int16
-	for _, t := range resp.Topics {
-		codes = append(codes, t.ErrorCode)
-	}
-	if !allNotController(codes) {
-		return false, ""
-	}
-	return true, deref(resp.Topics[0].ErrorMessage)
+	return refusedAsStandby(r.(*kmsg.DeleteTopicsResponse).Topics,
+		func(t kmsg.DeleteTopicsResponseTopic) int16 { return t.ErrorCode }, func(t kmsg.DeleteTopicsResponseTopic) *string { return t.ErrorMessage })
 }
 
 // deleteTopicsFailed answers each topic as it was named: by name before v6, by name or id from v6.
@@ -382,15 +372,8 @@ func deleteTopicsFailed(r kmsg.Request, code int16, msg string) kmsg.Response {
 }
 
 func createPartitionsRefused(r kmsg.Response) (bool, string) {
-	resp := r.(*kmsg.CreatePartitionsResponse)
-	var codes []int16
-	for _, t := range resp.Topics {
-		codes = append(codes, t.ErrorCode)
-	}
-	if !allNotController(codes) {
-		return false, ""
-	}
-	return true, deref(resp.Topics[0].ErrorMessage)
+	return refusedAsStandby(r.(*kmsg.CreatePartitionsResponse).Topics,
+		func(t kmsg.CreatePartitionsResponseTopic) int16 { return t.ErrorCode }, func(t kmsg.CreatePartitionsResponseTopic) *string { return t.ErrorMessage })
 }
 
 func createPartitionsFailed(r kmsg.Request, code int16, msg string) kmsg.Response {
@@ -418,20 +401,17 @@ func liftElectLeaders(r kmsg.Request) kmsg.Request {
 
 func electLeadersRefused(r kmsg.Response) (bool, string) {
 	resp := r.(*kmsg.ElectLeadersResponse)
-	var codes []int16
-	msg := ""
+	var parts []kmsg.ElectLeadersResponseTopicPartition
 	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			codes = append(codes, p.ErrorCode)
-			if msg == "" {
-				msg = deref(p.ErrorMessage)
-			}
-		}
+		parts = append(parts, t.Partitions...)
 	}
-	if resp.ErrorCode == kerr.NotController.Code || allNotController(codes) {
+	refused, msg := refusedAsStandby(parts,
+		func(p kmsg.ElectLeadersResponseTopicPartition) int16 { return p.ErrorCode },
+		func(p kmsg.ElectLeadersResponseTopicPartition) *string { return p.ErrorMessage })
+	if resp.ErrorCode == kerr.NotController.Code {
 		return true, msg
 	}
-	return false, ""
+	return refused, msg
 }
 
 // electLeadersFailed answers with the top-level error (v1+) and the error on every partition named. A
@@ -454,15 +434,8 @@ func electLeadersFailed(r kmsg.Request, code int16, msg string) kmsg.Response {
 }
 
 func alterConfigsRefused(r kmsg.Response) (bool, string) {
-	resp := r.(*kmsg.IncrementalAlterConfigsResponse)
-	var codes []int16
-	for _, res := range resp.Resources {
-		codes = append(codes, res.ErrorCode)
-	}
-	if !allNotController(codes) {
-		return false, ""
-	}
-	return true, deref(resp.Resources[0].ErrorMessage)
+	return refusedAsStandby(r.(*kmsg.IncrementalAlterConfigsResponse).Resources,
+		func(t kmsg.IncrementalAlterConfigsResponseResource) int16 { return t.ErrorCode }, func(t kmsg.IncrementalAlterConfigsResponseResource) *string { return t.ErrorMessage })
 }
 
 func alterConfigsFailed(r kmsg.Request, code int16, msg string) kmsg.Response {

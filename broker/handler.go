@@ -43,7 +43,7 @@ func (h listenerHandler) Handle(ctx context.Context, req kmsg.Request) (kmsg.Res
 	case *kmsg.DescribeClusterRequest:
 		return describeClusterResponse(v, r), nil
 	case *kmsg.DescribeConfigsRequest:
-		return describeConfigsResponse(v.img, h.b.cfg.NodeID, r), nil
+		return v.img.DescribeConfigsResponse(h.b.cfg.NodeID, r), nil
 	case *kmsg.DescribeQuorumRequest:
 		return h.b.forwardDescribeQuorum(ctx, r), nil
 	}

@@ -13,53 +13,9 @@ package controller
 import (
 	"context"
 
-	"github.com/kraftgo/kraft/api/metadatapb"
-	"github.com/kraftgo/kraft/metadatalog"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func (c *Controller) handleDescribeConfigs(_ context.Context, req *kmsg.DescribeConfigsRequest) (kmsg.Response, error) {
-	img := c.Image()
-	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
-	for _, r := range req.Resources {
-		answer := img.DescribeConfigs(c.cfg.NodeID, metadatalog.ConfigQuery{
-			Type: metadatapb.ConfigResourceType(r.ResourceType), Name: r.ResourceName, Keys: r.ConfigNames})
-		resp.Resources = append(resp.Resources, describedConfigs(req, r, answer))
-	}
-	return resp, nil
-}
-
-// describedConfigs turns the answer for one resource into its wire form.
-func describedConfigs(req *kmsg.DescribeConfigsRequest, r kmsg.DescribeConfigsRequestResource, answer metadatalog.ConfigAnswer) kmsg.DescribeConfigsResponseResource {
-	rr := kmsg.NewDescribeConfigsResponseResource()
-	rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
-	switch answer.Refusal {
-	case metadatalog.ConfigRefusalUnknownTopic:
-		rr.ErrorCode, rr.ErrorMessage = kerr.UnknownTopicOrPartition.Code, &answer.Message
-		return rr
-	case metadatalog.ConfigRefusalInvalidRequest:
-		rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, &answer.Message
-		return rr
-	}
-	rr.Configs = make([]kmsg.DescribeConfigsResponseResourceConfig, 0, len(answer.Configs))
-	for _, v := range answer.Configs {
-		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
-		rc.Name, rc.Value = v.Name, kmsg.StringPtr(v.Value)
-		rc.Source, rc.ConfigType = kmsg.ConfigSource(v.Source), kmsg.ConfigType(v.Type)
-		// v0's IsDefault means "not set anywhere"; Kafka's brokers leave it false.
-		rc.IsDefault = v.Source == metadatalog.ConfigSourceDefault
-		if req.IncludeSynonyms {
-			for _, s := range v.Synonyms {
-				rs := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-				rs.Name, rs.Value, rs.Source = s.Name, kmsg.StringPtr(s.Value), kmsg.ConfigSource(s.Source)
-				rc.ConfigSynonyms = append(rc.ConfigSynonyms, rs)
-			}
-		}
-		if req.IncludeDocumentation && v.Doc != "" {
-			rc.Documentation = kmsg.StringPtr(v.Doc)
-		}
-		rr.Configs = append(rr.Configs, rc)
-	}
-	return rr
+	return c.Image().DescribeConfigsResponse(c.cfg.NodeID, req), nil
 }
