@@ -21,7 +21,9 @@ test: deps build
 deps:
 	bash test/compat/install-clients.sh
 
-# Benchmarks against a real three-process cluster; figures and method go to BENCHMARKS.md.
+# Benchmarks against real kraftd processes: a three-controller quorum (BenchmarkQuorum) and a million
+# partitions on three controllers and five brokers (BenchmarkMillionPartitions); figures and method go
+# to BENCHMARKS.md.
 bench: build
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/
 

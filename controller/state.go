@@ -34,6 +34,17 @@ type quorumState struct {
 	// epoch, and its epoch's first entry was the last in the log when it activated.
 	nextOffset uint64
 	parked     []parkedWrite
+	// speculated holds, in offset order, the images this active controller built from its own
+	// uncommitted batches. When a batch commits, the image its speculative Apply produced is the
+	// committed image (see reuse), so the commit costs no second decode and Apply.
+	speculated []speculation
+}
+
+// speculation is one batch this active controller applied ahead of its commit: applying the batch
+// written at (offset, epoch) to base gave image.
+type speculation struct {
+	offset, epoch uint64
+	base, image   *metadatalog.Image
 }
 
 func newQuorumState(nodeID uint64) *quorumState {
@@ -57,7 +68,32 @@ func (s *quorumState) resign() {
 		p.complete(false)
 	}
 	s.parked = nil
+	s.speculated = nil
 	s.speculative = s.committed
+}
+
+// reuse returns the image that committing e yields if this controller already built it: e is the batch
+// it wrote at that offset in its epoch, and the committed image is the one that batch was applied to.
+// Raft writes one entry per (offset, epoch), and only this node writes in the epoch it leads; a batch
+// that did not land where it was expected resigns before its commit is seen (Controller.write,
+// metadatalog.ProposalFailure). Applying is deterministic, so the image is the one a replay gives.
+// Anything else is applied from the log as a follower would.
+func (s *quorumState) reuse(e metadatalog.Entry) (*metadatalog.Image, bool) {
+	for len(s.speculated) > 0 && s.speculated[0].offset < e.Offset {
+		// Cannot happen while the chain holds (our writes commit in order); never reuse past a gap.
+		s.speculated[0] = speculation{}
+		s.speculated = s.speculated[1:]
+	}
+	if len(s.speculated) == 0 || s.speculated[0].offset != e.Offset {
+		return nil, false
+	}
+	sp := s.speculated[0]
+	s.speculated[0] = speculation{}
+	s.speculated = s.speculated[1:]
+	if !s.active || sp.epoch != e.Epoch || sp.base != s.committed {
+		return nil, false
+	}
+	return sp.image, true
 }
 
 // applyCommitted replays committed entries. It reports whether this node just became active; the
@@ -65,6 +101,11 @@ func (s *quorumState) resign() {
 // returned as an error and must stop the node.
 func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated bool, err error) {
 	for _, e := range entries {
+		if next, ok := s.reuse(e); ok {
+			s.committed = next
+			s.completeParked(e.Offset)
+			continue
+		}
 		var batch *metadatapb.RecordBatch
 		if len(e.Data) > 0 {
 			batch = &metadatapb.RecordBatch{}
@@ -78,14 +119,7 @@ func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated boo
 		}
 		s.committed = next
 		if s.active {
-			// Our own writes commit in order, so the speculative image already holds this entry.
-			for len(s.parked) > 0 && s.parked[0].offset <= e.Offset {
-				s.parked[0].complete(true)
-				s.parked = s.parked[1:]
-			}
-			if len(s.parked) == 0 {
-				s.speculative = s.committed
-			}
+			s.completeParked(e.Offset)
 			continue
 		}
 		s.speculative = s.committed
@@ -98,6 +132,18 @@ func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated boo
 	return activated, nil
 }
 
+// completeParked answers the writes parked at or before offset, which has committed. Our own writes
+// commit in order, so the speculative image already holds them.
+func (s *quorumState) completeParked(offset uint64) {
+	for len(s.parked) > 0 && s.parked[0].offset <= offset {
+		s.parked[0].complete(true)
+		s.parked = s.parked[1:]
+	}
+	if len(s.parked) == 0 {
+		s.speculative = s.committed
+	}
+}
+
 // wrote records a batch this active controller is appending at nextOffset: the speculative image
 // advances at once, so the next request sees it, and complete waits for the commit.
 func (s *quorumState) wrote(batch *metadatapb.RecordBatch, complete func(bool)) (offset uint64, err error) {
@@ -106,6 +152,7 @@ func (s *quorumState) wrote(batch *metadatapb.RecordBatch, complete func(bool)) 
 	if err != nil {
 		return 0, err
 	}
+	s.speculated = append(s.speculated, speculation{offset: offset, epoch: s.epoch, base: s.speculative, image: next})
 	s.speculative = next
 	s.nextOffset++
 	s.parked = append(s.parked, parkedWrite{offset: offset, complete: complete})

@@ -25,11 +25,18 @@ type Broker struct {
 	InControlledShutdown bool
 }
 
-// Topic is one topic; its partitions live in Image.partitions under its id.
+// Topic is one topic and, unexported, its partitions.
 type Topic struct {
 	ID         [16]byte
 	Name       string
 	Partitions int32
+
+	parts partitionTrie // by partition id (partition_trie.go)
+	// seq numbers topics in the order the image took their TopicRecords; the partition index is
+	// ordered by it (partition_index.go).
+	seq uint64
+	// owner is the Apply that made this copy; only it may change the copy in place.
+	owner *txnOwner
 }
 
 // Partition is one partition's assignment and leadership. It is kept small because a cluster holds a
@@ -50,9 +57,10 @@ type Image struct {
 	brokers      *iradix.Tree[*Broker]
 	topicsByID   *iradix.Tree[*Topic]
 	topicsByName *iradix.Tree[[16]byte]
-	partitions   *iradix.Tree[*Partition] // key: topic id ‖ big-endian partition id
-	configs      *iradix.Tree[string]     // key: resource type ‖ resource name ‖ 0 ‖ config name
-	index        partitionIndex           // who is in which ISR and who leads what (partition_index.go)
+	partitions   int                  // how many, over all topics (each Topic holds its own)
+	topicSeq     uint64               // the last Topic.seq handed out
+	configs      *iradix.Tree[string] // key: resource type ‖ resource name ‖ 0 ‖ config name
+	index        partitionIndex       // who is in which ISR and who leads what (partition_index.go)
 }
 
 // EmptyImage is the state before the first offset.
@@ -62,18 +70,11 @@ func EmptyImage() *Image {
 		brokers:      iradix.New[*Broker](),
 		topicsByID:   iradix.New[*Topic](),
 		topicsByName: iradix.New[[16]byte](),
-		partitions:   iradix.New[*Partition](),
 		configs:      iradix.New[string](),
 	}
 }
 
 func brokerKey(id int32) []byte { return binary.BigEndian.AppendUint32(nil, uint32(id)) }
-
-func partitionKey(topic []byte, p int32) []byte {
-	k := make([]byte, 0, 20)
-	k = append(k, topic...)
-	return binary.BigEndian.AppendUint32(k, uint32(p))
-}
 
 func configKey(t metadatapb.ConfigResourceType, resource, name string) []byte {
 	k := make([]byte, 0, 2+len(resource)+len(name))
@@ -127,11 +128,16 @@ func (img *Image) Topics() []*Topic {
 
 // Partition returns one partition of a topic.
 func (img *Image) Partition(topic [16]byte, p int32) (*Partition, bool) {
-	return img.partitions.Get(partitionKey(topic[:], p))
+	t, ok := img.topicsByID.Get(topic[:])
+	if !ok {
+		return nil, false
+	}
+	part := t.parts.get(p)
+	return part, part != nil
 }
 
 // PartitionCount is the number of partitions in the cluster.
-func (img *Image) PartitionCount() int { return img.partitions.Len() }
+func (img *Image) PartitionCount() int { return img.partitions }
 
 // Config returns one config value of a resource.
 func (img *Image) Config(t metadatapb.ConfigResourceType, resource, name string) (string, bool) {
@@ -178,20 +184,26 @@ func (img *Image) Apply(offset, epoch uint64, batch *metadatapb.RecordBatch) (*I
 	return d.commit(offset, epoch), nil
 }
 
-// delta accumulates one batch's changes in transactions over the base image's trees.
+// delta accumulates one batch's changes in transactions over the base image's trees. Topics it copies
+// (and their partition tries) carry its owner and are changed in place for the rest of the batch.
 type delta struct {
 	base         *Image
+	owner        *txnOwner
 	features     map[string]int16
 	brokers      *iradix.Txn[*Broker]
 	topicsByID   *iradix.Txn[*Topic]
 	topicsByName *iradix.Txn[[16]byte]
-	partitions   *iradix.Txn[*Partition]
+	partitions   int
+	topicSeq     uint64
 	configs      *iradix.Txn[string]
 	index        *partitionIndexTxn
+	// last is the topic the previous partition record went to: a batch writes one topic's partitions
+	// together, so this saves a lookup per record.
+	last *Topic
 }
 
 func newDelta(base *Image) *delta {
-	return &delta{base: base, features: base.features}
+	return &delta{base: base, owner: &txnOwner{}, features: base.features, partitions: base.partitions, topicSeq: base.topicSeq}
 }
 
 // Transactions are opened lazily: most batches touch one or two trees, and an unused Txn still costs.
@@ -209,13 +221,6 @@ func (d *delta) topicTxns() (*iradix.Txn[*Topic], *iradix.Txn[[16]byte]) {
 	return d.topicsByID, d.topicsByName
 }
 
-func (d *delta) partitionTxn() *iradix.Txn[*Partition] {
-	if d.partitions == nil {
-		d.partitions = d.base.partitions.Txn()
-	}
-	return d.partitions
-}
-
 func (d *delta) configTxn() *iradix.Txn[string] {
 	if d.configs == nil {
 		d.configs = d.base.configs.Txn()
@@ -223,17 +228,35 @@ func (d *delta) configTxn() *iradix.Txn[string] {
 	return d.configs
 }
 
+// writableTopic returns the topic as this batch has it so far, as a copy that the batch owns and may
+// change in place.
+func (d *delta) writableTopic(id [16]byte) (*Topic, bool) {
+	if d.last != nil && d.last.ID == id {
+		return d.last, true
+	}
+	byID, _ := d.topicTxns()
+	t, ok := byID.Get(id[:])
+	if !ok {
+		return nil, false
+	}
+	if t.owner != d.owner {
+		c := *t
+		c.owner = d.owner
+		t = &c
+		byID.Insert(id[:], t)
+	}
+	d.last = t
+	return t, true
+}
+
 func (d *delta) commit(offset, epoch uint64) *Image {
 	img := *d.base
-	img.Offset, img.Epoch, img.features = offset, epoch, d.features
+	img.Offset, img.Epoch, img.features, img.partitions, img.topicSeq = offset, epoch, d.features, d.partitions, d.topicSeq
 	if d.brokers != nil {
 		img.brokers = d.brokers.CommitOnly()
 	}
 	if d.topicsByID != nil {
 		img.topicsByID, img.topicsByName = d.topicsByID.CommitOnly(), d.topicsByName.CommitOnly()
-	}
-	if d.partitions != nil {
-		img.partitions = d.partitions.CommitOnly()
 	}
 	if d.configs != nil {
 		img.configs = d.configs.CommitOnly()
@@ -317,36 +340,48 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		if other, dup := byID.Get(id[:]); dup {
 			return fmt.Sprintf("topic %q reuses the id of topic %q", t.GetName(), other.Name)
 		}
-		byID.Insert(id[:], &Topic{ID: id, Name: t.GetName()})
+		d.topicSeq++
+		topic := &Topic{ID: id, Name: t.GetName(), owner: d.owner, seq: d.topicSeq}
+		byID.Insert(id[:], topic)
 		byName.Insert([]byte(t.GetName()), id)
+		d.last = topic
 	case *metadatapb.Record_Partition:
 		p := rec.Partition
 		id, ok := topicID(p.GetTopicId())
-		byID, _ := d.topicTxns()
 		var topic *Topic
 		if ok {
-			topic, ok = byID.Get(id[:])
+			topic, ok = d.writableTopic(id)
 		}
 		if !ok {
 			return fmt.Sprintf("partition %d of unknown topic %x", p.GetPartitionId(), p.GetTopicId())
+		}
+		pid := p.GetPartitionId()
+		if pid < 0 {
+			return fmt.Sprintf("partition %d of topic %q: partition ids are never negative", pid, topic.Name)
 		}
 		part := &Partition{
 			Replicas: p.GetReplicas(), ISR: p.GetIsr(), Removing: p.GetRemovingReplicas(), Adding: p.GetAddingReplicas(),
 			Leader: p.GetLeader(), LeaderEpoch: p.GetLeaderEpoch(), Epoch: p.GetPartitionEpoch(),
 		}
-		old, existed := d.partitionTxn().Insert(partitionKey(id[:], p.GetPartitionId()), part)
-		d.reindex(id, p.GetPartitionId(), old, part)
-		if !existed {
-			next := *topic
-			next.Partitions++
-			byID.Insert(id[:], &next)
+		old := topic.parts.get(pid)
+		topic.parts = topic.parts.set(pid, part, d.owner)
+		if old == nil {
+			topic.Partitions++
+			d.partitions++
 		}
+		d.reindex(topic, pid, old, part)
 	case *metadatapb.Record_PartitionChange:
 		c := rec.PartitionChange
-		txn := d.partitionTxn()
-		key := partitionKey(c.GetTopicId(), c.GetPartitionId())
-		cur, ok := txn.Get(key)
-		if !ok {
+		id, ok := topicID(c.GetTopicId())
+		var topic *Topic
+		var cur *Partition
+		if ok {
+			topic, ok = d.writableTopic(id)
+		}
+		if ok {
+			cur = topic.parts.get(c.GetPartitionId())
+		}
+		if cur == nil {
 			return fmt.Sprintf("change to unknown partition %d of topic %x", c.GetPartitionId(), c.GetTopicId())
 		}
 		next := *cur
@@ -367,8 +402,8 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		if c.AddingReplicas != nil {
 			next.Adding = c.GetAddingReplicas().GetValues()
 		}
-		txn.Insert(key, &next)
-		d.reindex([16]byte(key), c.GetPartitionId(), cur, &next)
+		topic.parts = topic.parts.set(c.GetPartitionId(), &next, d.owner)
+		d.reindex(topic, c.GetPartitionId(), cur, &next)
 	case *metadatapb.Record_RemoveTopic:
 		id, ok := topicID(rec.RemoveTopic.GetTopicId())
 		byID, byName := d.topicTxns()
@@ -381,8 +416,11 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		}
 		byID.Delete(id[:])
 		byName.Delete([]byte(topic.Name))
-		d.unindexTopic(id)
-		d.partitionTxn().DeletePrefix(id[:])
+		if d.last != nil && d.last.ID == id {
+			d.last = nil
+		}
+		d.unindexTopic(topic)
+		d.partitions -= int(topic.Partitions)
 		d.configTxn().DeletePrefix(configKey(metadatapb.ConfigResourceType_CONFIG_RESOURCE_TOPIC, topic.Name, ""))
 	case *metadatapb.Record_Config:
 		c := rec.Config
@@ -413,15 +451,15 @@ func (img *Image) Records() []*metadatapb.Record {
 			Features: b.Features, Rack: b.Rack, Fenced: b.Fenced, InControlledShutdown: b.InControlledShutdown,
 		}}})
 	}
-	img.topicsByID.Root().Walk(func(k []byte, t *Topic) bool {
+	img.topicsByID.Root().Walk(func(_ []byte, t *Topic) bool {
 		out = append(out, &metadatapb.Record{Record: &metadatapb.Record_Topic{Topic: &metadatapb.TopicRecord{Name: t.Name, TopicId: t.ID[:]}}})
-		img.partitions.Root().WalkPrefix(k, func(pk []byte, p *Partition) bool {
+		t.parts.each(func(id int32, p *Partition) bool {
 			out = append(out, &metadatapb.Record{Record: &metadatapb.Record_Partition{Partition: &metadatapb.PartitionRecord{
-				TopicId: t.ID[:], PartitionId: int32(binary.BigEndian.Uint32(pk[16:])),
+				TopicId: t.ID[:], PartitionId: id,
 				Replicas: p.Replicas, Isr: p.ISR, RemovingReplicas: p.Removing, AddingReplicas: p.Adding,
 				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.Epoch,
 			}}})
-			return false
+			return true
 		})
 		return false
 	})

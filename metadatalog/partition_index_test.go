@@ -2,7 +2,10 @@ package metadatalog
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"maps"
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -11,22 +14,16 @@ import (
 	"github.com/kraftgo/kraft/api/metadatapb"
 )
 
-func pixKey(broker int32, topic byte, p int32) memberKey {
-	id := imgTopicID(topic)
-	return makeMemberKey(broker, &id, p)
+func pixKey(broker int32, topic byte, chunk int32) memberKey {
+	return makeMemberKey(broker, uint64(topic), chunk)
 }
 
 func TestMemberKeyOrderAndRoundTrip(t *testing.T) {
-	var hi [16]byte
-	for i := range hi {
-		hi[i] = 0xff
-	}
-	lo := [16]byte{}
-	mid := imgTopicID(7)
+	const hi = 1<<64 - 1
 	keys := []memberKey{
-		makeMemberKey(-1, &lo, 0), makeMemberKey(-1, &hi, 5),
-		makeMemberKey(0, &lo, 0), makeMemberKey(0, &lo, 1), makeMemberKey(0, &mid, 0), makeMemberKey(0, &hi, 0),
-		makeMemberKey(1, &lo, 0), makeMemberKey(1, &mid, 2), makeMemberKey(1, &mid, 1000), makeMemberKey(1<<30, &lo, 0),
+		makeMemberKey(-1<<31, 0, 0), makeMemberKey(-1, 0, 0), makeMemberKey(-1, hi, 5),
+		makeMemberKey(0, 0, 0), makeMemberKey(0, 0, 1), makeMemberKey(0, 7, 0), makeMemberKey(0, 1<<32, 0), makeMemberKey(0, hi, 0),
+		makeMemberKey(1, 0, 0), makeMemberKey(1, 7, 2), makeMemberKey(1, 7, 1000), makeMemberKey(1, 8, 0), makeMemberKey(1<<30, 0, 0),
 	}
 	for i := 1; i < len(keys); i++ {
 		if !keys[i-1].less(keys[i]) || keys[i].less(keys[i-1]) {
@@ -34,98 +31,100 @@ func TestMemberKeyOrderAndRoundTrip(t *testing.T) {
 		}
 	}
 	for _, b := range []int32{-1, 0, 3, 1 << 30, -1 << 31} {
-		for _, p := range []int32{0, 1, 77, 1<<31 - 1} {
-			k := makeMemberKey(b, &mid, p)
-			if k.broker() != b || k.partition() != p || k.topic() != mid {
-				t.Errorf("(%d, %x, %d) came back as (%d, %x, %d)", b, mid, p, k.broker(), k.topic(), k.partition())
+		for _, seq := range []uint64{0, 1, 7, 1<<32 + 5, hi} {
+			for _, c := range []int32{0, 1, 77, 1<<31 - 1} {
+				k := makeMemberKey(b, seq, c)
+				if k.broker() != b || k.seq() != seq || k.chunk() != c {
+					t.Errorf("(%d, %d, %d) came back as (%d, %d, %d)", b, seq, c, k.broker(), k.seq(), k.chunk())
+				}
+				if k.less(firstKeyOf(b)) || (b < 1<<30 && !k.less(firstKeyOf(b+1))) {
+					t.Errorf("key of broker %d is outside [firstKeyOf(%d), firstKeyOf(%d))", b, b, b+1)
+				}
 			}
-			if k.less(firstKeyOf(b)) || (b < 1<<30 && !k.less(firstKeyOf(b+1))) {
-				t.Errorf("key of broker %d is outside [firstKeyOf(%d), firstKeyOf(%d))", b, b, b+1)
-			}
+		}
+	}
+	for _, p := range []int32{0, 1, 63, 64, 100, 1<<31 - 1} {
+		if c, bit := chunkOf(p); c != p/64 || bit != 1<<(p%64) {
+			t.Errorf("chunkOf(%d) = %d, %x", p, c, bit)
 		}
 	}
 }
 
-// pixCheck verifies a set's structure: sorted keys, true lower bounds, no empty nodes, and its count.
-func pixCheck(t *testing.T, s memberSet) []memberKey {
+// pixCheck verifies a set's structure: sorted keys, true lower bounds, no empty nodes or entries, and
+// its count; it returns the entries in order.
+func pixCheck(t *testing.T, s memberSet) []memberEntry {
 	t.Helper()
-	var all []memberKey
+	var all []memberEntry
 	var walk func(n *memberNode, depth int) int
 	leafDepth := -1
 	walk = func(n *memberNode, depth int) int {
-		if len(n.keys) == 0 || len(n.keys) > memberNodeMax {
-			t.Fatalf("node with %d keys", len(n.keys))
+		if len(n.ents) == 0 || len(n.ents) > memberNodeMax {
+			t.Fatalf("node with %d entries", len(n.ents))
 		}
 		if n.leaf() {
 			if leafDepth >= 0 && depth != leafDepth {
 				t.Fatalf("leaves at depths %d and %d", leafDepth, depth)
 			}
 			leafDepth = depth
-			all = append(all, n.keys...)
-			return len(n.keys)
+			for _, e := range n.ents {
+				if e.bits == 0 {
+					t.Fatalf("entry %v without bits", e.key)
+				}
+			}
+			all = append(all, n.ents...)
+			return len(n.ents)
 		}
-		if len(n.children) != len(n.keys) {
-			t.Fatalf("inner node with %d keys and %d children", len(n.keys), len(n.children))
+		if len(n.children) != len(n.ents) {
+			t.Fatalf("inner node with %d entries and %d children", len(n.ents), len(n.children))
 		}
 		total := 0
 		for i, c := range n.children {
 			start := len(all)
 			total += walk(c, depth+1)
-			if all[start].less(n.keys[i]) {
-				t.Fatalf("lower bound %v above the first key %v under it", n.keys[i], all[start])
+			if all[start].key.less(n.ents[i].key) {
+				t.Fatalf("lower bound %v above the first key %v under it", n.ents[i].key, all[start].key)
 			}
-			if i > 0 && start > 0 && !all[start-1].less(n.keys[i]) {
-				t.Fatalf("lower bound %v not above the last key %v of the previous child", n.keys[i], all[start-1])
+			if i > 0 && start > 0 && !all[start-1].key.less(n.ents[i].key) {
+				t.Fatalf("lower bound %v not above the last key %v of the previous child", n.ents[i].key, all[start-1].key)
 			}
 		}
 		return total
 	}
 	if s.root != nil {
 		if n := walk(s.root, 0); n != s.n {
-			t.Fatalf("set says %d keys, holds %d", s.n, n)
+			t.Fatalf("set says %d entries, holds %d", s.n, n)
 		}
 	} else if s.n != 0 {
-		t.Fatalf("empty set says %d keys", s.n)
+		t.Fatalf("empty set says %d entries", s.n)
 	}
-	if !slices.IsSortedFunc(all, func(a, b memberKey) int {
-		if a.less(b) {
-			return -1
-		}
-		if b.less(a) {
-			return 1
-		}
-		return 0
-	}) {
+	if !slices.IsSortedFunc(all, func(a, b memberEntry) int { return a.key.compare(b.key) }) {
 		t.Fatal("keys out of order")
 	}
 	return all
 }
 
-func pixSorted(m map[memberKey]bool) []memberKey {
-	out := make([]memberKey, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, func(a, b memberKey) int {
-		if a.less(b) {
-			return -1
+func pixSorted(m map[memberKey]uint64) []memberEntry {
+	out := make([]memberEntry, 0, len(m))
+	for k, b := range m {
+		if b != 0 {
+			out = append(out, memberEntry{key: k, bits: b})
 		}
-		return 1
-	})
+	}
+	slices.SortFunc(out, func(a, b memberEntry) int { return a.key.compare(b.key) })
 	return out
 }
 
-// TestMemberSetAgainstAMap runs random inserts and deletes in transactions of random size and checks
+// TestMemberSetAgainstAMap runs random puts and deletes in transactions of random size and checks
 // the set against a map after each, and that every earlier set is unchanged.
 func TestMemberSetAgainstAMap(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 			var set memberSet
-			model := map[memberKey]bool{}
+			model := map[memberKey]uint64{}
 			type snap struct {
 				set  memberSet
-				keys []memberKey
+				ents []memberEntry
 			}
 			var snaps []snap
 			for round := 0; round < 60; round++ {
@@ -136,47 +135,41 @@ func TestMemberSetAgainstAMap(t *testing.T) {
 				for range ops {
 					k := pixKey(rng.Int32N(8)-1, byte(rng.IntN(4)), rng.Int32N(300))
 					if deleting || rng.IntN(3) == 0 {
-						if got, want := txn.delete(k), model[k]; got != want {
+						if got, want := txn.delete(k), model[k] != 0; got != want {
 							t.Fatalf("delete(%v) = %v, want %v", k, got, want)
 						}
 						delete(model, k)
 					} else {
-						if got, want := txn.insert(k), !model[k]; got != want {
-							t.Fatalf("insert(%v) = %v, want %v", k, got, want)
-						}
-						model[k] = true
+						bits := rng.Uint64() >> rng.UintN(64) // now and then 0, which deletes
+						txn.put(memberEntry{key: k, bits: bits})
+						model[k] = bits
+					}
+					if got := txn.get(k); got != model[k] {
+						t.Fatalf("get(%v) = %x after a change, want %x", k, got, model[k])
 					}
 				}
 				set = txn.commit()
 				got := pixCheck(t, set)
 				if want := pixSorted(model); !slices.Equal(got, want) {
-					t.Fatalf("round %d: set holds %d keys, model %d", round, len(got), len(want))
+					t.Fatalf("round %d: set holds %d entries, model %d", round, len(got), len(want))
 				}
-				for k := range model {
-					if !set.has(k) {
-						t.Fatalf("has(%v) = false", k)
+				for k, b := range model {
+					if set.get(k) != b {
+						t.Fatalf("get(%v) = %x, want %x", k, set.get(k), b)
 					}
 				}
 				for range 20 {
 					from := pixKey(rng.Int32N(9)-1, byte(rng.IntN(5)), rng.Int32N(301))
-					var gotFrom []memberKey
-					set.ascend(from, func(k memberKey) bool { gotFrom = append(gotFrom, k); return len(gotFrom) < 100 })
-					i, _ := slices.BinarySearchFunc(got, from, func(a, b memberKey) int {
-						if a.less(b) {
-							return -1
-						}
-						if b.less(a) {
-							return 1
-						}
-						return 0
-					})
+					var gotFrom []memberEntry
+					set.ascend(from, func(e memberEntry) bool { gotFrom = append(gotFrom, e); return len(gotFrom) < 100 })
+					i, _ := slices.BinarySearchFunc(got, from, func(a memberEntry, b memberKey) int { return a.key.compare(b) })
 					if want := got[i:min(i+100, len(got))]; !slices.Equal(gotFrom, want) {
-						t.Fatalf("ascend(%v) gave %d keys, want %d", from, len(gotFrom), len(want))
+						t.Fatalf("ascend(%v) gave %d entries, want %d", from, len(gotFrom), len(want))
 					}
 				}
 				snaps = append(snaps, snap{set, got})
 				for i, s := range snaps {
-					if got := pixCheck(t, s.set); !slices.Equal(got, s.keys) {
+					if got := pixCheck(t, s.set); !slices.Equal(got, s.ents) {
 						t.Fatalf("the set committed in round %d changed", i)
 					}
 				}
@@ -189,17 +182,20 @@ func TestMemberSetAscend(t *testing.T) {
 	txn := memberSet{}.txn()
 	for b := int32(-1); b < 5; b++ {
 		for p := int32(0); p < 500; p++ {
-			txn.insert(pixKey(b, 1, p))
+			txn.put(memberEntry{key: pixKey(b, 1, p), bits: uint64(p) + 1})
 		}
 	}
 	s := txn.commit()
 	for b := int32(-1); b < 5; b++ {
 		var got []int32
-		s.ascend(firstKeyOf(b), func(k memberKey) bool {
-			if k.broker() != b {
+		s.ascend(firstKeyOf(b), func(e memberEntry) bool {
+			if e.key.broker() != b {
 				return false
 			}
-			got = append(got, k.partition())
+			if e.bits != uint64(e.key.chunk())+1 {
+				t.Fatalf("entry %v has bits %x", e.key, e.bits)
+			}
+			got = append(got, e.key.chunk())
 			return true
 		})
 		if len(got) != 500 || !slices.IsSorted(got) || got[0] != 0 {
@@ -207,36 +203,54 @@ func TestMemberSetAscend(t *testing.T) {
 		}
 	}
 	n := 0
-	s.ascend(pixKey(2, 1, 250), func(memberKey) bool { n++; return n < 10 })
+	s.ascend(pixKey(2, 1, 250), func(memberEntry) bool { n++; return n < 10 })
 	if n != 10 {
 		t.Fatalf("ascend did not stop when told: %d", n)
 	}
-	if (memberSet{}).has(pixKey(0, 0, 0)) {
+	if (memberSet{}).get(pixKey(0, 0, 0)) != 0 {
 		t.Fatal("the empty set has a key")
 	}
 }
 
 // pixBruteForce lists, from the partitions themselves, what the index must hold.
-func pixBruteForce(img *Image) (isr, leaders map[memberKey]bool) {
-	isr, leaders = map[memberKey]bool{}, map[memberKey]bool{}
-	img.partitions.Root().Walk(func(k []byte, p *Partition) bool {
-		topic, id := [16]byte(k), int32(binary.BigEndian.Uint32(k[16:]))
-		for _, b := range p.ISR {
-			isr[makeMemberKey(b, &topic, id)] = true
-		}
-		leaders[makeMemberKey(p.Leader, &topic, id)] = true
-		return false
-	})
+func pixBruteForce(img *Image) (isr, leaders map[memberKey]memberEntry) {
+	isr, leaders = map[memberKey]memberEntry{}, map[memberKey]memberEntry{}
+	add := func(m map[memberKey]memberEntry, b int32, t *Topic, p int32) {
+		chunk, bit := chunkOf(p)
+		k := makeMemberKey(b, t.seq, chunk)
+		e := m[k]
+		e.key, e.topic, e.bits = k, t.ID, e.bits|bit
+		m[k] = e
+	}
+	n := 0
+	for _, t := range img.Topics() {
+		t.parts.each(func(id int32, p *Partition) bool {
+			n++
+			for _, b := range p.ISR {
+				add(isr, b, t, id)
+			}
+			add(leaders, p.Leader, t, id)
+			return true
+		})
+	}
+	if n != img.PartitionCount() {
+		panic(fmt.Sprintf("the topics hold %d partitions, PartitionCount says %d", n, img.PartitionCount()))
+	}
 	return isr, leaders
 }
 
 func pixCheckImage(t *testing.T, img *Image) {
 	t.Helper()
 	isr, leaders := pixBruteForce(img)
-	if got := pixCheck(t, img.index.isr); !slices.Equal(got, pixSorted(isr)) {
+	sorted := func(m map[memberKey]memberEntry) []memberEntry {
+		out := slices.Collect(maps.Values(m))
+		slices.SortFunc(out, func(a, b memberEntry) int { return a.key.compare(b.key) })
+		return out
+	}
+	if got := pixCheck(t, img.index.isr); !slices.Equal(got, sorted(isr)) {
 		t.Fatalf("ISR index holds %d entries, the partitions say %d", len(got), len(isr))
 	}
-	if got := pixCheck(t, img.index.leaders); !slices.Equal(got, pixSorted(leaders)) {
+	if got := pixCheck(t, img.index.leaders); !slices.Equal(got, sorted(leaders)) {
 		t.Fatalf("leader index holds %d entries, the partitions say %d", len(got), len(leaders))
 	}
 }
@@ -359,6 +373,10 @@ func TestImageIndexRandomHistory(t *testing.T) {
 		offset++
 		img = mustApply(t, img, offset, 1, recs...)
 		pixCheckImage(t, img)
+		for b := int32(-1); b < 7; b++ {
+			pixGrouped(t, pixCollect(img.PartitionsInISR, b))
+			pixGrouped(t, pixCollect(img.PartitionsLedBy, b))
+		}
 	}
 }
 
@@ -417,13 +435,13 @@ func pixHeap() uint64 {
 }
 
 // pixHeapBytes is what a set's nodes occupy on the heap: per node its struct (56 bytes, a 64-byte size
-// class), its keys (64 × 24 = 1536 bytes, a size class of its own) and, inner nodes, its children
-// (64 × 8 = 512 bytes, likewise).
+// class), its entries (memberNodeMax × 40 bytes, a size class of its own) and, inner nodes, its
+// children (memberNodeMax × 8 bytes, likewise).
 func pixHeapBytes(s memberSet) int {
 	total := 0
 	var walk func(n *memberNode)
 	walk = func(n *memberNode) {
-		total += 64 + memberNodeMax*24
+		total += 64 + memberNodeMax*40
 		if !n.leaf() {
 			total += memberNodeMax * 8
 			for _, c := range n.children {
@@ -437,11 +455,18 @@ func pixHeapBytes(s memberSet) int {
 	return total
 }
 
+// pixBits counts the partitions a set names.
+func pixBits(s memberSet) int {
+	n := 0
+	s.ascend(memberKey{}, func(e memberEntry) bool { n += bits.OnesCount64(e.bits); return true })
+	return n
+}
+
 // BenchmarkPartitionIndexMemory reports the heap the index takes per partition at 100,000 partitions
-// with replication factor 3 (so 300,000 ISR entries and 100,000 leader entries), built the way Apply
-// builds it, for topics of several sizes; and the whole image's heap per partition beside it.
-// DESIGN.md's budget for the whole controller image is 1 KiB per partition. The index's share is
-// counted from its nodes, and checked against the heap for one shape.
+// with replication factor 3 (so 300,000 ISR memberships and 100,000 leaderships) over 5 brokers, built
+// the way Apply builds it, for topics of several sizes; and the whole image's heap per partition beside
+// it. DESIGN.md's budget for the whole controller image is 1 KiB per partition. The index's share is
+// counted from its nodes, and checked against the heap.
 func BenchmarkPartitionIndexMemory(b *testing.B) {
 	const partitions = 100_000
 	for _, shape := range []struct {
@@ -463,8 +488,8 @@ func BenchmarkPartitionIndexMemory(b *testing.B) {
 					img = pixBuild(b, partitions, shape.perTopic, 5)
 				}
 				whole := pixHeap()
-				if img.index.isr.len() != 3*partitions || img.index.leaders.len() != partitions {
-					b.Fatalf("index of %d ISR and %d leader entries", img.index.isr.len(), img.index.leaders.len())
+				if pixBits(img.index.isr) != 3*partitions || pixBits(img.index.leaders) != partitions {
+					b.Fatalf("index of %d ISR and %d leader bits", pixBits(img.index.isr), pixBits(img.index.leaders))
 				}
 				index := pixHeapBytes(img.index.isr) + pixHeapBytes(img.index.leaders)
 				b.ReportMetric(float64(index)/partitions, "index-bytes/partition")
@@ -472,7 +497,7 @@ func BenchmarkPartitionIndexMemory(b *testing.B) {
 				// Cross-check the count against the heap: drop the index and measure what it freed.
 				img.index = partitionIndex{}
 				without := pixHeap()
-				b.ReportMetric(float64(whole-without)/partitions, "index-heap-bytes/partition")
+				b.ReportMetric(float64(int64(whole)-int64(without))/partitions, "index-heap-bytes/partition")
 				runtime.KeepAlive(img)
 				b.StartTimer()
 			}
@@ -481,49 +506,60 @@ func BenchmarkPartitionIndexMemory(b *testing.B) {
 }
 
 // BenchmarkPartitionIndexUpdate is the index's share of applying one PartitionChangeRecord that moves
-// a leader and shrinks the ISR, in a 100,000-partition image.
+// a leader and shrinks the ISR, in a 100,000-partition image: gathering the change and writing it.
 func BenchmarkPartitionIndexUpdate(b *testing.B) {
 	img := pixBuild(b, 100_000, 100, 5)
-	var keys []memberKey
-	img.index.leaders.ascend(firstKeyOf(0), func(k memberKey) bool {
-		keys = append(keys, k)
-		return len(keys) < 10_000 && k.broker() == 0
+	type ref struct {
+		topic [16]byte
+		p     int32
+	}
+	var refs []ref
+	img.PartitionsLedBy(0, func(topic [16]byte, p int32, _ *Partition) bool {
+		refs = append(refs, ref{topic, p})
+		return len(refs) < 10_000
 	})
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		k := keys[i%len(keys)]
+		r := refs[i%len(refs)]
 		i++
-		topic, p := k.topic(), k.partition()
-		old, _ := img.Partition(topic, p)
+		topic, _ := img.TopicByID(r.topic)
+		old, _ := img.Partition(r.topic, r.p)
 		next := *old
 		next.Leader, next.ISR = old.ISR[1], old.ISR[1:]
 		txn := img.index.txn()
-		txn.update(&topic, p, old, &next)
+		txn.update(topic, r.p, old, &next)
 		txn.commit()
 	}
 }
 
 // TestPartitionIndexFillsNodes guards the index's memory: topics created the way topic creation writes
-// them leave the nodes nearly full, not half empty.
+// them leave the nodes well filled, not half empty.
 func TestPartitionIndexFillsNodes(t *testing.T) {
-	img := pixBuild(t, 20_000, 100, 5)
-	for name, s := range map[string]memberSet{"ISR": img.index.isr, "leader": img.index.leaders} {
-		leaves, keys := 0, 0
-		var walk func(n *memberNode)
-		walk = func(n *memberNode) {
-			if n.leaf() {
-				leaves++
-				keys += len(n.keys)
-				return
-			}
-			for _, c := range n.children {
-				walk(c)
-			}
+	for _, random := range []bool{false, true} {
+		var img *Image
+		if random {
+			img = pixBuildIDs(t, 100_000, 10, 5, pixRandomID(rand.New(rand.NewPCG(1, 2))))
+		} else {
+			img = pixBuild(t, 100_000, 10, 5)
 		}
-		walk(s.root)
-		if fill := float64(keys) / float64(leaves); fill < 0.9*memberNodeMax {
-			t.Errorf("%s index: %.1f keys a leaf, want at least %.1f", name, fill, 0.9*memberNodeMax)
+		for name, s := range map[string]memberSet{"ISR": img.index.isr, "leader": img.index.leaders} {
+			leaves, ents := 0, 0
+			var walk func(n *memberNode)
+			walk = func(n *memberNode) {
+				if n.leaf() {
+					leaves++
+					ents += len(n.ents)
+					return
+				}
+				for _, c := range n.children {
+					walk(c)
+				}
+			}
+			walk(s.root)
+			if fill := float64(ents) / float64(leaves); fill < 0.7*memberNodeMax {
+				t.Errorf("%s index (random ids %v): %.1f entries a leaf, want at least %.1f", name, random, fill, 0.7*memberNodeMax)
+			}
 		}
 	}
 }
@@ -570,4 +606,37 @@ func TestImageIndexConcurrentReaders(t *testing.T) {
 	<-readers
 	pixCheckImage(t, img)
 	pixCheckImage(t, base)
+}
+
+// pixGrouped checks that partitions come topic by topic, each topic's in ascending order.
+func pixGrouped(t *testing.T, refs []pixRef) {
+	t.Helper()
+	seen := map[byte]bool{}
+	for i, r := range refs {
+		if i > 0 && refs[i-1].topic == r.topic {
+			if refs[i-1].p >= r.p {
+				t.Fatalf("partition %d of topic %d after partition %d", r.p, r.topic, refs[i-1].p)
+			}
+			continue
+		}
+		if seen[r.topic] {
+			t.Fatalf("topic %d comes back after another topic", r.topic)
+		}
+		seen[r.topic] = true
+	}
+}
+
+// Partition ids are never negative: a record with one is impossible.
+func TestImageRefusesNegativePartitionIDs(t *testing.T) {
+	foo := imgTopicID(1)
+	img := mustApply(t, EmptyImage(), 1, 1, recTopic("foo", foo[:]))
+	_, err := img.Apply(2, 1, imgBatch(recPartition(foo[:], 0, []int32{1}, 1), recPartition(foo[:], -1, []int32{1}, 1)))
+	var ae *ApplyError
+	if !errors.As(err, &ae) || ae.Index != 1 {
+		t.Fatalf("Apply = %v, want an ApplyError at record 1", err)
+	}
+	l := int32(2)
+	if _, err := img.Apply(2, 1, imgBatch(recPartitionChange(&metadatapb.PartitionChangeRecord{TopicId: foo[:], PartitionId: -1, Leader: &l}))); !errors.As(err, &ae) {
+		t.Fatalf("a change to partition -1: %v, want an ApplyError", err)
+	}
 }
