@@ -11,8 +11,9 @@ package broker
 // The leader sends v3 where the controller serves it (each ISR member with its broker epoch, so a
 // member that restarted in the meantime is refused as INELIGIBLE_REPLICA) and v2 otherwise; both name
 // topics by id. It looks for partitions to grow when the set of brokers that may lead changes (a
-// broker came back, or this one did) and once per session timeout besides; one request carries at most
-// maxAlterPartitions partitions, and the next image it applies shows what was granted.
+// broker came back, or this one did; an image that applied no broker record is not even looked at) and
+// once per session timeout besides; one request carries at most maxAlterPartitions partitions, and the
+// next image it applies shows what was granted.
 
 import (
 	"fmt"
@@ -129,6 +130,7 @@ func (b *Broker) runISRExpansion() {
 	var (
 		seen     map[int32]int64 // leadingBrokers when the last look found nothing to grow
 		lastLive map[int32]int64
+		lastImg  *metadatalog.Image // the image of the last look
 		refused  = map[partitionRef]bool{}
 	)
 	for {
@@ -140,6 +142,10 @@ func (b *Broker) runISRExpansion() {
 			seen = nil
 		}
 		img := b.image.Load()
+		if seen != nil && lastImg != nil && img.SameBrokers(lastImg) {
+			continue // the last look found nothing to grow, and who may lead has not changed since
+		}
+		lastImg = img
 		live := leadingBrokers(img)
 		if !maps.Equal(live, lastLive) {
 			clear(refused) // a returning broker may turn a refusal into a grant

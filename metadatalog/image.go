@@ -96,6 +96,11 @@ func (img *Image) Features() map[string]int16 { return maps.Clone(img.features) 
 // Broker returns a registered broker.
 func (img *Image) Broker(id int32) (*Broker, bool) { return img.brokers.Get(brokerKey(id)) }
 
+// SameBrokers reports whether no broker record was applied between other and img, so that their
+// registered brokers are the same; a caller that reacts to broker changes can skip the rest. It may
+// answer false for brokers that are in fact equal.
+func (img *Image) SameBrokers(other *Image) bool { return img.brokers == other.brokers }
+
 // Brokers returns every registered broker, by id.
 func (img *Image) Brokers() []*Broker {
 	out := make([]*Broker, 0, img.brokers.Len())

@@ -836,3 +836,22 @@ func TestConfigsListsOneResourceOnly(t *testing.T) {
 		t.Fatalf("Configs = %s, want %s", got, want)
 	}
 }
+
+func TestSameBrokers(t *testing.T) {
+	reg := &metadatapb.Record{Record: &metadatapb.Record_RegisterBroker{RegisterBroker: &metadatapb.RegisterBrokerRecord{BrokerId: 1, BrokerEpoch: 1}}}
+	noop := &metadatapb.Record{Record: &metadatapb.Record_NoOp{NoOp: &metadatapb.NoOpRecord{}}}
+	a, err := EmptyImage().Apply(1, 1, &metadatapb.RecordBatch{Records: []*metadatapb.Record{reg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Apply(2, 1, &metadatapb.RecordBatch{Records: []*metadatapb.Record{noop}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.SameBrokers(a) {
+		t.Error("an image that applied no broker record has other brokers")
+	}
+	if a.SameBrokers(EmptyImage()) {
+		t.Error("an image that registered a broker has the same brokers as the empty one")
+	}
+}
