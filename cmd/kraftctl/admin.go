@@ -148,6 +148,18 @@ func (t *target) dial() (*admin, error) {
 	return a, nil
 }
 
+// open dials the target and runs fn with the connection and a context bounded by --timeout.
+func (t *target) open(fn func(ctx context.Context, a *admin) error) error {
+	a, err := t.dial()
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	return fn(ctx, a)
+}
+
 func (a *admin) close() {
 	if a.cl != nil {
 		a.cl.Close()
@@ -155,10 +167,6 @@ func (a *admin) close() {
 	for _, cl := range a.ctlCl {
 		cl.Close()
 	}
-}
-
-func (a *admin) context() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), a.t.timeout)
 }
 
 // needBroker refuses a verb that reads Metadata when it was pointed at a controller: controllers serve

@@ -149,40 +149,34 @@ func configsDescribeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			ctx, cancel := a.context()
-			defer cancel()
-
-			entities := []entity{ent}
-			if !ent.named {
-				if entities, err = a.allEntities(ctx, ent); err != nil {
+			return t.open(func(ctx context.Context, a *admin) error {
+				entities := []entity{ent}
+				if !ent.named {
+					if entities, err = a.allEntities(ctx, ent); err != nil {
+						return err
+					}
+				}
+				names := make([]string, len(entities))
+				for i, e := range entities {
+					names[i] = e.name
+				}
+				if len(names) == 0 {
+					return nil
+				}
+				configs, cfgErrs, err := a.describeConfigs(ctx, ent.typ, names, true)
+				if err != nil {
 					return err
 				}
-			}
-			names := make([]string, len(entities))
-			for i, e := range entities {
-				names[i] = e.name
-			}
-			if len(names) == 0 {
-				return nil
-			}
-			configs, cfgErrs, err := a.describeConfigs(ctx, ent.typ, names, true)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, e := range entities {
-				if err := cfgErrs[e.name]; err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", e, err))
-					continue
+				var errs []error
+				for _, e := range entities {
+					if err := cfgErrs[e.name]; err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", e, err))
+						continue
+					}
+					printEntityConfigs(cmd.OutOrStdout(), e, configs[e.name], all)
 				}
-				printEntityConfigs(cmd.OutOrStdout(), e, configs[e.name], all)
-			}
-			return reportAll(cmd.ErrOrStderr(), errs)
+				return reportAll(cmd.ErrOrStderr(), errs)
+			})
 		},
 	}
 	ef.add(cmd)
@@ -310,76 +304,70 @@ func configsAlterCommand() *cobra.Command {
 				seen[kv[0]] = true
 			}
 
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			ctx, cancel := a.context()
-			defer cancel()
-
-			// Through a broker, kgo sends a broker's configs to that broker: it must be live.
-			if !a.toCtl && ent.typ == kmsg.ConfigResourceTypeBroker && ent.name != "" {
-				if _, err := a.brokerConfigNode(ctx, ent.name); err != nil {
-					return fmt.Errorf("%s: %w", ent, err)
+			return t.open(func(ctx context.Context, a *admin) error {
+				// Through a broker, kgo sends a broker's configs to that broker: it must be live.
+				if !a.toCtl && ent.typ == kmsg.ConfigResourceTypeBroker && ent.name != "" {
+					if _, err := a.brokerConfigNode(ctx, ent.name); err != nil {
+						return fmt.Errorf("%s: %w", ent, err)
+					}
 				}
-			}
-			// As kafka-configs.sh: deleting a config that is not set is a mistake (usually a typo) worth
-			// stopping for. The same read tells an unknown topic apart early. A broker no reachable
-			// node describes (a controller describes only its own) goes without the check.
-			if len(deletes) > 0 {
-				configs, cfgErrs, err := a.describeConfigs(ctx, ent.typ, []string{ent.name}, false)
+				// As kafka-configs.sh: deleting a config that is not set is a mistake (usually a typo) worth
+				// stopping for. The same read tells an unknown topic apart early. A broker no reachable
+				// node describes (a controller describes only its own) goes without the check.
+				if len(deletes) > 0 {
+					configs, cfgErrs, err := a.describeConfigs(ctx, ent.typ, []string{ent.name}, false)
+					if err != nil {
+						return err
+					}
+					var ub *unreachableBroker
+					if err := cfgErrs[ent.name]; err != nil && !errors.As(err, &ub) {
+						return fmt.Errorf("%s: %w", ent, err)
+					}
+					var notSet []string
+					for _, k := range deletes {
+						if cfgErrs[ent.name] == nil && !slices.ContainsFunc(configs[ent.name], func(c kmsg.DescribeConfigsResponseResourceConfig) bool {
+							return c.Name == k && c.Source == ent.dynamicSource()
+						}) {
+							notSet = append(notSet, k)
+						}
+					}
+					if len(notSet) > 0 {
+						return fmt.Errorf("%s: %w", ent, &serverError{code: kerr.InvalidConfig, msg: fmt.Sprintf("Invalid config(s): %s: not set on %s, so there is nothing to delete", strings.Join(notSet, ","), ent)})
+					}
+				}
+
+				req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+				rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+				rr.ResourceType, rr.ResourceName = ent.typ, ent.name
+				for _, k := range deletes {
+					c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+					c.Name, c.Op = k, kmsg.IncrementalAlterConfigOpDelete
+					rr.Configs = append(rr.Configs, c)
+				}
+				for _, kv := range sets {
+					c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+					c.Name, c.Op, c.Value = kv[0], kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(kv[1])
+					rr.Configs = append(rr.Configs, c)
+				}
+				req.Resources = append(req.Resources, rr)
+				r, err := a.send(ctx, req)
 				if err != nil {
 					return err
 				}
-				var ub *unreachableBroker
-				if err := cfgErrs[ent.name]; err != nil && !errors.As(err, &ub) {
+				resp := r.(*kmsg.IncrementalAlterConfigsResponse)
+				if len(resp.Resources) != 1 {
+					return errors.New("the answer to IncrementalAlterConfigs holds no result for " + ent.String())
+				}
+				if err := responseError(resp.Resources[0].ErrorCode, resp.Resources[0].ErrorMessage); err != nil {
 					return fmt.Errorf("%s: %w", ent, err)
 				}
-				var notSet []string
-				for _, k := range deletes {
-					if cfgErrs[ent.name] == nil && !slices.ContainsFunc(configs[ent.name], func(c kmsg.DescribeConfigsResponseResourceConfig) bool {
-						return c.Name == k && c.Source == ent.dynamicSource()
-					}) {
-						notSet = append(notSet, k)
-					}
+				if ent.isDefault() {
+					fmt.Fprintf(cmd.OutOrStdout(), "Completed updating default config for %s in the cluster.\n", ent.kind)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "Completed updating config for %s.\n", ent)
 				}
-				if len(notSet) > 0 {
-					return fmt.Errorf("%s: %w", ent, &serverError{code: kerr.InvalidConfig, msg: fmt.Sprintf("Invalid config(s): %s: not set on %s, so there is nothing to delete", strings.Join(notSet, ","), ent)})
-				}
-			}
-
-			req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
-			rr.ResourceType, rr.ResourceName = ent.typ, ent.name
-			for _, k := range deletes {
-				c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-				c.Name, c.Op = k, kmsg.IncrementalAlterConfigOpDelete
-				rr.Configs = append(rr.Configs, c)
-			}
-			for _, kv := range sets {
-				c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-				c.Name, c.Op, c.Value = kv[0], kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(kv[1])
-				rr.Configs = append(rr.Configs, c)
-			}
-			req.Resources = append(req.Resources, rr)
-			r, err := a.send(ctx, req)
-			if err != nil {
-				return err
-			}
-			resp := r.(*kmsg.IncrementalAlterConfigsResponse)
-			if len(resp.Resources) != 1 {
-				return errors.New("the answer to IncrementalAlterConfigs holds no result for " + ent.String())
-			}
-			if err := responseError(resp.Resources[0].ErrorCode, resp.Resources[0].ErrorMessage); err != nil {
-				return fmt.Errorf("%s: %w", ent, err)
-			}
-			if ent.isDefault() {
-				fmt.Fprintf(cmd.OutOrStdout(), "Completed updating default config for %s in the cluster.\n", ent.kind)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "Completed updating config for %s.\n", ent)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	ef.add(cmd)

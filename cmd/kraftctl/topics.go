@@ -6,6 +6,7 @@ package main
 // straight to the controllers. list and describe read Metadata, which only brokers serve.
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -68,53 +69,47 @@ func topicsCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-
-			req := kmsg.NewPtrCreateTopicsRequest()
-			req.TimeoutMillis = int32(t.timeout.Milliseconds())
-			rt := kmsg.NewCreateTopicsRequestTopic()
-			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
-			if partsGiven {
-				rt.NumPartitions = partitions
-			}
-			if rfGiven {
-				rt.ReplicationFactor = int16(rf)
-			}
-			for i, replicas := range assigned {
-				ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-				ra.Partition, ra.Replicas = int32(i), replicas
-				rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
-			}
-			for _, c := range cfgs {
-				rc := kmsg.NewCreateTopicsRequestTopicConfig()
-				rc.Name, rc.Value = c[0], kmsg.StringPtr(c[1])
-				rt.Configs = append(rt.Configs, rc)
-			}
-			req.Topics = append(req.Topics, rt)
-
-			ctx, cancel := a.context()
-			defer cancel()
-			r, err := a.send(ctx, req)
-			if err != nil {
-				return err
-			}
-			resp := r.(*kmsg.CreateTopicsResponse)
-			if len(resp.Topics) != 1 {
-				return fmt.Errorf("the answer to CreateTopics holds %d topics, want 1", len(resp.Topics))
-			}
-			res := resp.Topics[0]
-			if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
-				if ifNotExists && errors.Is(err, kerr.TopicAlreadyExists) {
-					return nil
+			return t.open(func(ctx context.Context, a *admin) error {
+				req := kmsg.NewPtrCreateTopicsRequest()
+				req.TimeoutMillis = int32(t.timeout.Milliseconds())
+				rt := kmsg.NewCreateTopicsRequestTopic()
+				rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+				if partsGiven {
+					rt.NumPartitions = partitions
 				}
-				return fmt.Errorf("topic %s: %w", topic, err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created topic %s.\n", topic)
-			return nil
+				if rfGiven {
+					rt.ReplicationFactor = int16(rf)
+				}
+				for i, replicas := range assigned {
+					ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+					ra.Partition, ra.Replicas = int32(i), replicas
+					rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+				}
+				for _, c := range cfgs {
+					rc := kmsg.NewCreateTopicsRequestTopicConfig()
+					rc.Name, rc.Value = c[0], kmsg.StringPtr(c[1])
+					rt.Configs = append(rt.Configs, rc)
+				}
+				req.Topics = append(req.Topics, rt)
+
+				r, err := a.send(ctx, req)
+				if err != nil {
+					return err
+				}
+				resp := r.(*kmsg.CreateTopicsResponse)
+				if len(resp.Topics) != 1 {
+					return fmt.Errorf("the answer to CreateTopics holds %d topics, want 1", len(resp.Topics))
+				}
+				res := resp.Topics[0]
+				if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
+					if ifNotExists && errors.Is(err, kerr.TopicAlreadyExists) {
+						return nil
+					}
+					return fmt.Errorf("topic %s: %w", topic, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Created topic %s.\n", topic)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -191,66 +186,60 @@ func topicsDeleteCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			ctx, cancel := a.context()
-			defer cancel()
+			return t.open(func(ctx context.Context, a *admin) error {
+				names := slices.Clone(sel.names)
+				if len(sel.patterns) > 0 {
+					if err := a.needBroker("topics delete with a pattern"); err != nil {
+						return err
+					}
+					md, err := a.adm.Metadata(ctx)
+					if err != nil {
+						return fmt.Errorf("%s: %w", a.addr, err)
+					}
+					for _, name := range md.Topics.Names() {
+						if (topicSelection{patterns: sel.patterns}).matches(name) && !slices.Contains(names, name) {
+							names = append(names, name)
+						}
+					}
+				}
+				if len(names) == 0 {
+					if ifExists {
+						return nil
+					}
+					return fmt.Errorf("no topic matches %q", topic)
+				}
 
-			names := slices.Clone(sel.names)
-			if len(sel.patterns) > 0 {
-				if err := a.needBroker("topics delete with a pattern"); err != nil {
+				req := kmsg.NewPtrDeleteTopicsRequest()
+				req.TimeoutMillis = int32(t.timeout.Milliseconds())
+				req.TopicNames = names // v0–v5
+				for _, name := range names {
+					rt := kmsg.NewDeleteTopicsRequestTopic()
+					rt.Topic = kmsg.StringPtr(name)
+					req.Topics = append(req.Topics, rt) // v6+
+				}
+				r, err := a.send(ctx, req)
+				if err != nil {
 					return err
 				}
-				md, err := a.adm.Metadata(ctx)
-				if err != nil {
-					return fmt.Errorf("%s: %w", a.addr, err)
-				}
-				for _, name := range md.Topics.Names() {
-					if (topicSelection{patterns: sel.patterns}).matches(name) && !slices.Contains(names, name) {
-						names = append(names, name)
+				var errs []error
+				for i, res := range r.(*kmsg.DeleteTopicsResponse).Topics {
+					name := ""
+					if res.Topic != nil {
+						name = *res.Topic
+					} else if i < len(names) {
+						name = names[i]
 					}
-				}
-			}
-			if len(names) == 0 {
-				if ifExists {
-					return nil
-				}
-				return fmt.Errorf("no topic matches %q", topic)
-			}
-
-			req := kmsg.NewPtrDeleteTopicsRequest()
-			req.TimeoutMillis = int32(t.timeout.Milliseconds())
-			req.TopicNames = names // v0–v5
-			for _, name := range names {
-				rt := kmsg.NewDeleteTopicsRequestTopic()
-				rt.Topic = kmsg.StringPtr(name)
-				req.Topics = append(req.Topics, rt) // v6+
-			}
-			r, err := a.send(ctx, req)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for i, res := range r.(*kmsg.DeleteTopicsResponse).Topics {
-				name := ""
-				if res.Topic != nil {
-					name = *res.Topic
-				} else if i < len(names) {
-					name = names[i]
-				}
-				if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
-					if ifExists && (errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)) {
+					if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
+						if ifExists && (errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)) {
+							continue
+						}
+						errs = append(errs, fmt.Errorf("topic %s: %w", name, err))
 						continue
 					}
-					errs = append(errs, fmt.Errorf("topic %s: %w", name, err))
-					continue
+					fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %s.\n", name)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Deleted topic %s.\n", name)
-			}
-			return reportAll(cmd.ErrOrStderr(), errs)
+				return reportAll(cmd.ErrOrStderr(), errs)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "topics to delete: comma-separated names or glob patterns (*, ?, [...]) (required)")
@@ -276,26 +265,21 @@ func topicsListCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			if err := a.needBroker("topics list"); err != nil {
-				return err
-			}
-			ctx, cancel := a.context()
-			defer cancel()
-			md, err := a.adm.Metadata(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: %w", a.addr, err)
-			}
-			for _, name := range md.Topics.Names() {
-				if sel.matches(name) {
-					fmt.Fprintln(cmd.OutOrStdout(), name)
+			return t.open(func(ctx context.Context, a *admin) error {
+				if err := a.needBroker("topics list"); err != nil {
+					return err
 				}
-			}
-			return nil
+				md, err := a.adm.Metadata(ctx)
+				if err != nil {
+					return fmt.Errorf("%s: %w", a.addr, err)
+				}
+				for _, name := range md.Topics.Names() {
+					if sel.matches(name) {
+						fmt.Fprintln(cmd.OutOrStdout(), name)
+					}
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "list only these: comma-separated names or glob patterns (*, ?, [...])")
@@ -352,91 +336,86 @@ func topicsDescribeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			if err := a.needBroker("topics describe"); err != nil {
-				return err
-			}
-			ctx, cancel := a.context()
-			defer cancel()
+			return t.open(func(ctx context.Context, a *admin) error {
+				if err := a.needBroker("topics describe"); err != nil {
+					return err
+				}
 
-			// Exact names alone are asked for by name, so the broker says why one is missing.
-			var md kadm.Metadata
-			if len(sel.patterns) == 0 && len(sel.names) > 0 {
-				md, err = a.adm.Metadata(ctx, sel.names...)
-			} else {
-				md, err = a.adm.Metadata(ctx)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", a.addr, err)
-			}
-			var errs []error
-			for _, name := range sel.names {
-				d, ok := md.Topics[name]
-				switch {
-				case !ok:
-					err = &serverError{code: kerr.UnknownTopicOrPartition, msg: fmt.Sprintf("Topic '%s' does not exist.", name)}
-				case d.Err != nil:
-					err = asServerError(d.Err)
-				default:
-					continue
+				// Exact names alone are asked for by name, so the broker says why one is missing.
+				var md kadm.Metadata
+				if len(sel.patterns) == 0 && len(sel.names) > 0 {
+					md, err = a.adm.Metadata(ctx, sel.names...)
+				} else {
+					md, err = a.adm.Metadata(ctx)
 				}
-				if ifExists && errors.Is(err, kerr.UnknownTopicOrPartition) {
-					continue
+				if err != nil {
+					return fmt.Errorf("%s: %w", a.addr, err)
 				}
-				errs = append(errs, fmt.Errorf("topic %s: %w", name, err))
-			}
-			var topics []kadm.TopicDetail
-			for _, name := range md.Topics.Names() {
-				if d := md.Topics[name]; d.Err == nil && sel.matches(name) {
-					topics = append(topics, d)
+				var errs []error
+				for _, name := range sel.names {
+					d, ok := md.Topics[name]
+					switch {
+					case !ok:
+						err = &serverError{code: kerr.UnknownTopicOrPartition, msg: fmt.Sprintf("Topic '%s' does not exist.", name)}
+					case d.Err != nil:
+						err = asServerError(d.Err)
+					default:
+						continue
+					}
+					if ifExists && errors.Is(err, kerr.UnknownTopicOrPartition) {
+						continue
+					}
+					errs = append(errs, fmt.Errorf("topic %s: %w", name, err))
 				}
-			}
-			if len(topics) == 0 && len(sel.names) == 0 && len(sel.patterns) > 0 && !ifExists {
-				errs = append(errs, fmt.Errorf("no topic matches %q", topic))
-			}
+				var topics []kadm.TopicDetail
+				for _, name := range md.Topics.Names() {
+					if d := md.Topics[name]; d.Err == nil && sel.matches(name) {
+						topics = append(topics, d)
+					}
+				}
+				if len(topics) == 0 && len(sel.names) == 0 && len(sel.patterns) > 0 && !ifExists {
+					errs = append(errs, fmt.Errorf("no topic matches %q", topic))
+				}
 
-			configs := map[string][]kmsg.DescribeConfigsResponseResourceConfig{}
-			if len(topics) > 0 {
-				names := make([]string, len(topics))
-				for i, d := range topics {
-					names[i] = d.Topic
+				configs := map[string][]kmsg.DescribeConfigsResponseResourceConfig{}
+				if len(topics) > 0 {
+					names := make([]string, len(topics))
+					for i, d := range topics {
+						names[i] = d.Topic
+					}
+					var cfgErrs map[string]error
+					configs, cfgErrs, err = a.describeConfigs(ctx, kmsg.ConfigResourceTypeTopic, names, false)
+					if err == nil && len(cfgErrs) > 0 {
+						for _, name := range names {
+							if e := cfgErrs[name]; e != nil {
+								err = fmt.Errorf("topic %s: %w", name, e)
+								break
+							}
+						}
+					}
+					if err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "kraftctl: topic configs unavailable (Configs shows '?'; min.insync.replicas taken as 1): %v\n", err)
+					}
 				}
-				var cfgErrs map[string]error
-				configs, cfgErrs, err = a.describeConfigs(ctx, kmsg.ConfigResourceTypeTopic, names, false)
-				if err == nil && len(cfgErrs) > 0 {
-					for _, name := range names {
-						if e := cfgErrs[name]; e != nil {
-							err = fmt.Errorf("topic %s: %w", name, e)
-							break
+				live := map[int32]bool{}
+				for _, b := range md.Brokers {
+					live[b.NodeID] = true
+				}
+				w := cmd.OutOrStdout()
+				for _, d := range topics {
+					cfgs, haveCfgs := configs[d.Topic]
+					if !filter.any() {
+						printTopicLine(w, d, cfgs, haveCfgs)
+					}
+					minISR := minInsyncReplicas(cfgs)
+					for _, p := range d.Partitions.Sorted() {
+						if !filter.any() || filter.selects(p, live, minISR) {
+							printPartitionLine(w, p, live)
 						}
 					}
 				}
-				if err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "kraftctl: topic configs unavailable (Configs shows '?'; min.insync.replicas taken as 1): %v\n", err)
-				}
-			}
-			live := map[int32]bool{}
-			for _, b := range md.Brokers {
-				live[b.NodeID] = true
-			}
-			w := cmd.OutOrStdout()
-			for _, d := range topics {
-				cfgs, haveCfgs := configs[d.Topic]
-				if !filter.any() {
-					printTopicLine(w, d, cfgs, haveCfgs)
-				}
-				minISR := minInsyncReplicas(cfgs)
-				for _, p := range d.Partitions.Sorted() {
-					if !filter.any() || filter.selects(p, live, minISR) {
-						printPartitionLine(w, p, live)
-					}
-				}
-			}
-			return reportAll(cmd.ErrOrStderr(), errs)
+				return reportAll(cmd.ErrOrStderr(), errs)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -538,33 +517,28 @@ func topicsAlterCommand() *cobra.Command {
 			if partitions < 1 {
 				return usageError("--partitions must be at least 1, got %d", partitions)
 			}
-			a, err := t.dial()
-			if err != nil {
-				return err
-			}
-			defer a.close()
-			req := kmsg.NewPtrCreatePartitionsRequest()
-			req.TimeoutMillis = int32(t.timeout.Milliseconds())
-			for _, name := range sel.names {
-				rt := kmsg.NewCreatePartitionsRequestTopic()
-				rt.Topic, rt.Count = name, partitions
-				req.Topics = append(req.Topics, rt)
-			}
-			ctx, cancel := a.context()
-			defer cancel()
-			r, err := a.send(ctx, req)
-			if err != nil {
-				return err
-			}
-			var errs []error
-			for _, res := range r.(*kmsg.CreatePartitionsResponse).Topics {
-				if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
-					errs = append(errs, fmt.Errorf("topic %s: %w", res.Topic, err))
-					continue
+			return t.open(func(ctx context.Context, a *admin) error {
+				req := kmsg.NewPtrCreatePartitionsRequest()
+				req.TimeoutMillis = int32(t.timeout.Milliseconds())
+				for _, name := range sel.names {
+					rt := kmsg.NewCreatePartitionsRequestTopic()
+					rt.Topic, rt.Count = name, partitions
+					req.Topics = append(req.Topics, rt)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s: %d partitions.\n", res.Topic, partitions)
-			}
-			return reportAll(cmd.ErrOrStderr(), errs)
+				r, err := a.send(ctx, req)
+				if err != nil {
+					return err
+				}
+				var errs []error
+				for _, res := range r.(*kmsg.CreatePartitionsResponse).Topics {
+					if err := responseError(res.ErrorCode, res.ErrorMessage); err != nil {
+						errs = append(errs, fmt.Errorf("topic %s: %w", res.Topic, err))
+						continue
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "Altered topic %s: %d partitions.\n", res.Topic, partitions)
+				}
+				return reportAll(cmd.ErrOrStderr(), errs)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "topics to alter: comma-separated names (required)")
