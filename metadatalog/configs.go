@@ -199,25 +199,16 @@ var brokerConfigs = func() []ConfigDef {
 // Checks, with the reasons of Kafka's ConfigDef parsers and validators.
 
 // LongCheck accepts a 64-bit integer of at least least.
-func LongCheck(least int64) func(string) string {
-	return func(v string) string {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return "Not a number of type LONG"
-		}
-		if n < least {
-			return fmt.Sprintf("Value must be at least %d", least)
-		}
-		return ""
-	}
-}
+func LongCheck(least int64) func(string) string { return integerCheck(64, "LONG", least) }
 
 // IntCheck accepts a 32-bit integer of at least least.
-func IntCheck(least int64) func(string) string {
+func IntCheck(least int64) func(string) string { return integerCheck(32, "INT", least) }
+
+func integerCheck(bits int, typeName string, least int64) func(string) string {
 	return func(v string) string {
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, bits)
 		if err != nil {
-			return "Not a number of type INT"
+			return "Not a number of type " + typeName
 		}
 		if n < least {
 			return fmt.Sprintf("Value must be at least %d", least)
