@@ -171,6 +171,11 @@ func TestKcatListsTopics(t *testing.T) {
 	if r, err := adm.CreateTopic(ctx, 4, 3, nil, topic); err != nil || r.Err != nil {
 		t.Fatalf("kadm CreateTopic: %v / %v (%s)", err, r.Err, r.ErrMessage)
 	}
+	t.Cleanup(func() { // the cluster outlives the test (go test -count=2 runs it again)
+		if r, err := adm.DeleteTopic(context.Background(), topic); err != nil || r.Err != nil {
+			t.Errorf("deleting %s: %v / %v", topic, err, r.Err)
+		}
+	})
 	poll(t, "kcat -L to show "+topic+" with 4 partitions led from their ISRs", func() (bool, string) {
 		r, err := runCmd(clientTimeout, kcat, "-L", "-b", c.addrs[c.brokers[0]], "-t", topic, "-m", "30")
 		if err != nil {
