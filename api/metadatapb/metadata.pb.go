@@ -1245,6 +1245,138 @@ func (*NoOpRecord) Descriptor() ([]byte, []int) {
 	return file_metadata_proto_rawDescGZIP(), []int{14}
 }
 
+// SnapshotHeader is the first frame of a snapshot file (package snapshot documents the layout). It
+// says which log prefix the snapshot replaces and what Raft must restore with it.
+type SnapshotHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last log offset (Raft index) the image includes, and that entry's epoch (Raft term).
+	LastIncludedOffset uint64 `protobuf:"varint,1,opt,name=last_included_offset,json=lastIncludedOffset,proto3" json:"last_included_offset,omitempty"`
+	LastIncludedEpoch  uint64 `protobuf:"varint,2,opt,name=last_included_epoch,json=lastIncludedEpoch,proto3" json:"last_included_epoch,omitempty"`
+	// The Raft configuration at that offset, as etcd raft's ConfState holds it; the outgoing voters,
+	// next learners and auto-leave matter only while a joint configuration change is under way.
+	Voters         []uint64 `protobuf:"varint,3,rep,packed,name=voters,proto3" json:"voters,omitempty"`
+	Learners       []uint64 `protobuf:"varint,4,rep,packed,name=learners,proto3" json:"learners,omitempty"`
+	VotersOutgoing []uint64 `protobuf:"varint,5,rep,packed,name=voters_outgoing,json=votersOutgoing,proto3" json:"voters_outgoing,omitempty"`
+	LearnersNext   []uint64 `protobuf:"varint,6,rep,packed,name=learners_next,json=learnersNext,proto3" json:"learners_next,omitempty"`
+	AutoLeave      bool     `protobuf:"varint,7,opt,name=auto_leave,json=autoLeave,proto3" json:"auto_leave,omitempty"`
+	// The finalized metadata.version level of the image.
+	MetadataVersion int32 `protobuf:"varint,8,opt,name=metadata_version,json=metadataVersion,proto3" json:"metadata_version,omitempty"`
+	// How many records follow the header: the reader refuses a file holding more or fewer.
+	RecordCount uint64 `protobuf:"varint,9,opt,name=record_count,json=recordCount,proto3" json:"record_count,omitempty"`
+	// Wall-clock milliseconds at the writer when the snapshot was written.
+	CreateTimeMs  int64  `protobuf:"varint,10,opt,name=create_time_ms,json=createTimeMs,proto3" json:"create_time_ms,omitempty"`
+	ClusterId     string `protobuf:"bytes,11,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHeader) Reset() {
+	*x = SnapshotHeader{}
+	mi := &file_metadata_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHeader) ProtoMessage() {}
+
+func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
+func (*SnapshotHeader) Descriptor() ([]byte, []int) {
+	return file_metadata_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SnapshotHeader) GetLastIncludedOffset() uint64 {
+	if x != nil {
+		return x.LastIncludedOffset
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetLastIncludedEpoch() uint64 {
+	if x != nil {
+		return x.LastIncludedEpoch
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetVoters() []uint64 {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetLearners() []uint64 {
+	if x != nil {
+		return x.Learners
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetVotersOutgoing() []uint64 {
+	if x != nil {
+		return x.VotersOutgoing
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetLearnersNext() []uint64 {
+	if x != nil {
+		return x.LearnersNext
+	}
+	return nil
+}
+
+func (x *SnapshotHeader) GetAutoLeave() bool {
+	if x != nil {
+		return x.AutoLeave
+	}
+	return false
+}
+
+func (x *SnapshotHeader) GetMetadataVersion() int32 {
+	if x != nil {
+		return x.MetadataVersion
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetRecordCount() uint64 {
+	if x != nil {
+		return x.RecordCount
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetCreateTimeMs() int64 {
+	if x != nil {
+		return x.CreateTimeMs
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 var File_metadata_proto protoreflect.FileDescriptor
 
 const file_metadata_proto_rawDesc = "" +
@@ -1329,7 +1461,22 @@ const file_metadata_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rfeature_level\x18\x02 \x01(\x05R\ffeatureLevel\"\f\n" +
 	"\n" +
-	"NoOpRecord*O\n" +
+	"NoOpRecord\"\xa6\x03\n" +
+	"\x0eSnapshotHeader\x120\n" +
+	"\x14last_included_offset\x18\x01 \x01(\x04R\x12lastIncludedOffset\x12.\n" +
+	"\x13last_included_epoch\x18\x02 \x01(\x04R\x11lastIncludedEpoch\x12\x16\n" +
+	"\x06voters\x18\x03 \x03(\x04R\x06voters\x12\x1a\n" +
+	"\blearners\x18\x04 \x03(\x04R\blearners\x12'\n" +
+	"\x0fvoters_outgoing\x18\x05 \x03(\x04R\x0evotersOutgoing\x12#\n" +
+	"\rlearners_next\x18\x06 \x03(\x04R\flearnersNext\x12\x1d\n" +
+	"\n" +
+	"auto_leave\x18\a \x01(\bR\tautoLeave\x12)\n" +
+	"\x10metadata_version\x18\b \x01(\x05R\x0fmetadataVersion\x12!\n" +
+	"\frecord_count\x18\t \x01(\x04R\vrecordCount\x12$\n" +
+	"\x0ecreate_time_ms\x18\n" +
+	" \x01(\x03R\fcreateTimeMs\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\v \x01(\tR\tclusterId*O\n" +
 	"\n" +
 	"BoolChange\x12\x14\n" +
 	"\x10BOOL_CHANGE_NONE\x10\x00\x12\x14\n" +
@@ -1353,7 +1500,7 @@ func file_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_metadata_proto_goTypes = []any{
 	(BoolChange)(0),                        // 0: kraft.metadata.BoolChange
 	(ConfigResourceType)(0),                // 1: kraft.metadata.ConfigResourceType
@@ -1372,6 +1519,7 @@ var file_metadata_proto_goTypes = []any{
 	(*ConfigRecord)(nil),                   // 14: kraft.metadata.ConfigRecord
 	(*FeatureLevelRecord)(nil),             // 15: kraft.metadata.FeatureLevelRecord
 	(*NoOpRecord)(nil),                     // 16: kraft.metadata.NoOpRecord
+	(*SnapshotHeader)(nil),                 // 17: kraft.metadata.SnapshotHeader
 }
 var file_metadata_proto_depIdxs = []int32{
 	3,  // 0: kraft.metadata.RecordBatch.records:type_name -> kraft.metadata.Record
@@ -1426,7 +1574,7 @@ func file_metadata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_proto_rawDesc), len(file_metadata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
