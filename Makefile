@@ -7,14 +7,17 @@ GOBIN := $(shell $(GO) env GOPATH)/bin
 build:
 	$(GO) build -o bin/ ./cmd/kraftd ./cmd/kraftctl
 
-# Starts three controllers from cmd/kraftd/examples/cluster.properties; Ctrl-C stops them.
+# Starts three controllers and three brokers from cmd/kraftd/examples/cluster.properties; Ctrl-C stops them.
 run: build
 	cmd/kraftd/examples/run-local.sh
 
-# The whole suite: vet, unit tests, the seeded simulation, the process tests and the real Kafka clients.
+# The whole suite: vet, unit tests, the seeded simulation, the process tests and the real Kafka clients,
+# then a few seconds of fuzzing for each decoder of bytes that come from disk or the network.
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s ./snapshot
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntries$$' -fuzztime 10s ./api/logfetch
 
 # The Kafka clients test/compat runs (kcat, kafka-python): installed with apt-get when missing and
 # running as root; otherwise the script says what to install and fails.
