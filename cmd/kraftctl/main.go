@@ -1,6 +1,6 @@
 // Command kraftctl is the operator's tool, with verbs named after Kafka's own tools:
 // `storage` (kafka-storage.sh), `quorum` (kafka-metadata-quorum.sh), `topics` (kafka-topics.sh),
-// `configs` (kafka-configs.sh) and `brokers list`.
+// `configs` (kafka-configs.sh), `log dump` (kafka-dump-log.sh) and `brokers list`.
 //
 // A verb that fails prints the reason (the server's message when there is one) and exits non-zero.
 package main
@@ -21,7 +21,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand(), topicsCommand(), configsCommand())
+	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand(), topicsCommand(), configsCommand(), logCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kraftctl:", err)
 		var cerr *config.Error
