@@ -305,64 +305,77 @@ func TestWALTornTail(t *testing.T) {
 	}
 }
 
+// middleDamageSize is the entry size of middleDamage's logs.
+const middleDamageSize = 1500
+
+// middleDamage lists ways to damage entry 2 of a log of 5 entries, with complete records after it:
+// no torn write, so a reader must refuse the log rather than cut it short.
+var middleDamage = []struct {
+	name    string
+	corrupt func(t *testing.T, data []byte, f walFrame)
+	// namesFile: the error names the .wal file.
+	namesFile bool
+}{
+	{"a flipped byte in the entry's data", func(t *testing.T, data []byte, f walFrame) {
+		i := bytes.Index(data, walPayload(2, 1, middleDamageSize))
+		if i < 0 || int64(i) < f.start || int64(i) > f.end() {
+			t.Fatal("entry 2's payload not found inside its record")
+		}
+		data[i+100] ^= 0x01
+	}, true},
+	{"a flipped byte in the entry's last data byte", func(t *testing.T, data []byte, f walFrame) {
+		i := bytes.Index(data, walPayload(2, 1, middleDamageSize))
+		data[i+middleDamageSize-1] ^= 0x40
+	}, true},
+	// etcd reads a too-large length as an unexpected EOF, and its Repair would truncate the
+	// segment at entry 2, silently dropping entries 2..5.
+	{"a flipped high bit in the record's length word", func(t *testing.T, data []byte, f walFrame) {
+		data[f.start+4] ^= 0x01
+	}, false},
+	// +64 KiB on entry 2's length makes the record end inside the segment's preallocated zeros, which
+	// would pass for a torn final write and cut entries 2..5 if a length were trusted as it reads.
+	{"a flipped middle bit in the record's length word", func(t *testing.T, data []byte, f walFrame) {
+		data[f.start+2] ^= 0x01
+	}, false},
+	// etcd takes a zeroed sector inside an early record for a torn write, and its Repair would cut
+	// the log there, silently dropping the complete entries after it.
+	{"a zeroed sector inside the entry", func(t *testing.T, data []byte, f walFrame) {
+		s := (f.start+8+511)/512*512 + 512
+		if s+512 > f.end() {
+			t.Fatal("record too small for the test")
+		}
+		clear(data[s : s+512])
+	}, false},
+}
+
+// damagedWAL writes a log of 5 entries of middleDamageSize bytes, closes it, damages entry 2 with
+// corrupt and returns the WAL directory, its segment and the segment's bytes after the damage.
+func damagedWAL(t *testing.T, corrupt func(t *testing.T, data []byte, f walFrame)) (dir, seg string, damaged []byte) {
+	t.Helper()
+	dir = WALDir(t.TempDir())
+	d, _ := mustOpenWAL(t, dir)
+	for i := uint64(1); i <= 5; i++ {
+		mustSave(t, d, walHardState(1, 1, i-1), walEntries(i, i, 1, middleDamageSize))
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	seg = walSegment(t, dir)
+	f := walEntryFrame(t, walFrames(t, seg), 2)
+	rewriteFile(t, seg, func(data []byte) []byte { corrupt(t, data, f); return data })
+	damaged, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, seg, damaged
+}
+
 // TestWALCorruptionInTheMiddle damages an early record, with complete records after it. That is no
 // torn write: OpenWAL must refuse with ErrCorruptLog naming the segment, and must not cut the log.
 func TestWALCorruptionInTheMiddle(t *testing.T) {
-	const size = 1500
-	tests := []struct {
-		name    string
-		corrupt func(t *testing.T, data []byte, f walFrame)
-		// namesFile: the error names the .wal file.
-		namesFile bool
-	}{
-		{"a flipped byte in the entry's data", func(t *testing.T, data []byte, f walFrame) {
-			i := bytes.Index(data, walPayload(2, 1, size))
-			if i < 0 || int64(i) < f.start || int64(i) > f.end() {
-				t.Fatal("entry 2's payload not found inside its record")
-			}
-			data[i+100] ^= 0x01
-		}, true},
-		{"a flipped byte in the entry's last data byte", func(t *testing.T, data []byte, f walFrame) {
-			i := bytes.Index(data, walPayload(2, 1, size))
-			data[i+size-1] ^= 0x40
-		}, true},
-		// etcd reads a too-large length as an unexpected EOF, and its Repair would truncate the
-		// segment at entry 2, silently dropping entries 2..5.
-		{"a flipped high bit in the record's length word", func(t *testing.T, data []byte, f walFrame) {
-			data[f.start+4] ^= 0x01
-		}, false},
-		// BUG (see report): +64 KiB on entry 2's length makes the record end inside the segment's
-		// preallocated zeros, which passes for a torn final write, so entries 2..5 are cut.
-		{"a flipped middle bit in the record's length word", func(t *testing.T, data []byte, f walFrame) {
-			data[f.start+2] ^= 0x01
-		}, false},
-		// etcd takes a zeroed sector inside an early record for a torn write, and its Repair would cut
-		// the log there, silently dropping the complete entries after it.
-		{"a zeroed sector inside the entry", func(t *testing.T, data []byte, f walFrame) {
-			s := (f.start+8+511)/512*512 + 512
-			if s+512 > f.end() {
-				t.Fatal("record too small for the test")
-			}
-			clear(data[s : s+512])
-		}, false},
-	}
-	for _, tc := range tests {
+	for _, tc := range middleDamage {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := WALDir(t.TempDir())
-			d, _ := mustOpenWAL(t, dir)
-			for i := uint64(1); i <= 5; i++ {
-				mustSave(t, d, walHardState(1, 1, i-1), walEntries(i, i, 1, size))
-			}
-			if err := d.Close(); err != nil {
-				t.Fatal(err)
-			}
-			seg := walSegment(t, dir)
-			f := walEntryFrame(t, walFrames(t, seg), 2)
-			rewriteFile(t, seg, func(data []byte) []byte { tc.corrupt(t, data, f); return data })
-			before, err := os.ReadFile(seg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir, seg, before := damagedWAL(t, tc.corrupt)
 
 			d, ms, err := OpenWAL(dir)
 			if err == nil {

@@ -98,38 +98,9 @@ func TestReadWALTornTail(t *testing.T) {
 // TestReadWALCorruptionInTheMiddle: etcd's read mode stops quietly at a record it reads as
 // truncated; ReadWAL must refuse instead of returning a log cut short.
 func TestReadWALCorruptionInTheMiddle(t *testing.T) {
-	const size = 1500
-	tests := []struct {
-		name    string
-		corrupt func(t *testing.T, data []byte, f walFrame)
-	}{
-		{"a flipped byte in the entry's data", func(t *testing.T, data []byte, f walFrame) {
-			i := bytes.Index(data, walPayload(2, 1, size))
-			data[i+100] ^= 0x01
-		}},
-		{"a flipped high bit in the record's length word", func(t *testing.T, data []byte, f walFrame) {
-			data[f.start+4] ^= 0x01
-		}},
-		{"a zeroed sector inside the entry", func(t *testing.T, data []byte, f walFrame) {
-			s := (f.start+8+511)/512*512 + 512
-			clear(data[s : s+512])
-		}},
-	}
-	for _, tc := range tests {
+	for _, tc := range middleDamage {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := WALDir(t.TempDir())
-			d, _ := mustOpenWAL(t, dir)
-			for i := uint64(1); i <= 5; i++ {
-				mustSave(t, d, walHardState(1, 1, i-1), walEntries(i, i, 1, size))
-			}
-			if err := d.Close(); err != nil {
-				t.Fatal(err)
-			}
-			seg := walSegment(t, dir)
-			f := walEntryFrame(t, walFrames(t, seg), 2)
-			rewriteFile(t, seg, func(data []byte) []byte { tc.corrupt(t, data, f); return data })
-			before, _ := os.ReadFile(seg)
-
+			dir, seg, before := damagedWAL(t, tc.corrupt)
 			wc, err := ReadWAL(dir)
 			if err == nil {
 				t.Fatalf("ReadWAL accepted a log damaged in the middle, returning %d of 5 entries", len(wc.Entries))
