@@ -3,7 +3,9 @@
 // Kafka clients on the broker port (ApiVersions, Metadata, DescribeCluster, DescribeConfigs). Admin
 // writes (topics, configs, elections, features) and DescribeQuorum it forwards to the controllers
 // (forward.go, describe_quorum.go). As a partition leader it grows ISRs back when replicas return
-// (alter_partition.go).
+// (alter_partition.go). When the log it needs next is gone, it catches up by downloading a controller's
+// snapshot (fetch_snapshot.go); it keeps its own newest snapshots in its metadata.log.dir and restarts
+// from them (snapshots.go).
 //
 // It reaches controllers only over the network, through the Kafka protocol (franz-go), and shares no
 // state with them: the image code under metadatalog is all the two roles have in common.
@@ -58,8 +60,20 @@ type Config struct {
 	// SupportedMetadataVersion is the [min, max] metadata.version this broker runs (default: every
 	// level this software knows). Lowering max rehearses a rolling upgrade with an older node.
 	SupportedMetadataVersion [2]int16
-	Logger                   *slog.Logger
-	Knobs                    Knobs
+	// Dir is the broker's formatted metadata.log.dir. The broker keeps its newest metadata snapshots in
+	// metadatalog.SnapshotDir(Dir): it starts from the newest one that reads cleanly, writes new ones
+	// by SnapshotPolicy, and keeps there the snapshot it downloads when it has fallen below the
+	// controllers' log start. Empty means no snapshot files: the broker starts from an empty image,
+	// and a download goes to a temporary directory that is removed once the snapshot is loaded.
+	Dir string
+	// SnapshotPolicy says when the broker snapshots its image and which snapshots it keeps
+	// (metadata.log.max.record.bytes.between.snapshots, metadata.log.max.snapshot.interval.ms,
+	// metadata.max.retention.bytes, metadata.max.retention.ms). The zero value means
+	// metadatalog.DefaultSnapshotPolicy; otherwise each zero field turns its rule off. Used only with
+	// Dir.
+	SnapshotPolicy metadatalog.SnapshotPolicy
+	Logger         *slog.Logger
+	Knobs          Knobs
 }
 
 // Knobs are hooks for tests. The zero value is production behaviour; nothing here is global.
@@ -72,6 +86,10 @@ type Knobs struct {
 	// OnStateChange, if set, is called after every lifecycle transition, in order, from the goroutine
 	// that made it. It must not call back into the Broker's Shutdown or Close.
 	OnStateChange func(from, to State)
+
+	// snapshotChunkBytes is the MaxBytes of each FetchSnapshot request (0: snapshot.DefaultChunkBytes),
+	// so a test sees a small snapshot downloaded in many chunks.
+	snapshotChunkBytes int32
 }
 
 const (
@@ -109,6 +127,9 @@ func (cfg Config) withDefaults() Config {
 		cfg.Knobs.BackoffMax = defaultBackoffMax
 	}
 	cfg.Knobs.BackoffMax = max(cfg.Knobs.BackoffMax, cfg.Knobs.BackoffMin)
+	if cfg.SnapshotPolicy == (metadatalog.SnapshotPolicy{}) {
+		cfg.SnapshotPolicy = metadatalog.DefaultSnapshotPolicy
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -153,6 +174,10 @@ func (cfg Config) Validate() error {
 	}
 	if mv := cfg.SupportedMetadataVersion; mv != [2]int16{} && (mv[0] < 1 || mv[0] > mv[1]) {
 		return fmt.Errorf("broker: supported metadata.version range %d-%d is invalid", mv[0], mv[1])
+	}
+	if p := cfg.SnapshotPolicy; p.MaxBytes < 0 || p.MaxInterval < 0 || p.RetentionBytes < 0 || p.RetentionTime < 0 {
+		return fmt.Errorf("broker: the snapshot policy has a negative limit (%d bytes or %s between snapshots, %d bytes or %s kept)",
+			p.MaxBytes, p.MaxInterval, p.RetentionBytes, p.RetentionTime)
 	}
 	return nil
 }
@@ -203,6 +228,10 @@ type Broker struct {
 	active        atomic.Int32 // the active controller's id; -1 when unknown
 	hw            atomic.Int64 // the high watermark of the last fetch answer; -1 before one
 	lastHeartbeat atomic.Int64 // unix nanos of the last answered heartbeat
+
+	// snapshotter writes the image into Dir by the snapshot policy; nil without Dir. Set by Start,
+	// then owned by the follower, which replaces it after a download; Close waits for its last write.
+	snapshotter *metadatalog.Snapshotter
 
 	mu struct {
 		sync.Mutex
@@ -263,6 +292,12 @@ func (b *Broker) Start() {
 	b.transition(lifecycleEvent{kind: evStart})
 	b.log.Info("broker starting", "cluster_id", b.cfg.ClusterID, "controllers", len(b.cfg.Controllers),
 		"metadata_version_min", b.cfg.SupportedMetadataVersion[0], "metadata_version_max", b.cfg.SupportedMetadataVersion[1])
+	if b.cfg.Dir != "" {
+		// Before anything runs: the first fetch and the first heartbeat carry the loaded offset.
+		img := b.loadSnapshot()
+		b.image.Store(img)
+		b.snapshotter = b.newSnapshotter(img.Offset)
+	}
 	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.runSession() }()
 	go func() { defer b.wg.Done(); b.runFollower() }()
@@ -317,6 +352,11 @@ func (b *Broker) Close() {
 		b.mu.Unlock()
 		if started {
 			<-b.done
+		}
+		if b.snapshotter != nil {
+			// The follower has stopped, so no new write starts; let the one in flight finish, so the
+			// process exits with a complete snapshot rather than a .part.
+			b.snapshotter.Wait()
 		}
 		b.q.close()
 		b.transition(lifecycleEvent{kind: evStopped})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/kraftgo/kraft/api/logfetch"
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
+	"github.com/kraftgo/kraft/snapshot"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/proto"
@@ -35,6 +37,12 @@ type fakeController struct {
 	registrationErr *kerr.Error // refuse registrations with this code
 	finalizedMV     int16       // metadata.version advertised in ApiVersions (0: from the log)
 	grantShutdownAt int         // answer ShouldShutDown at this many WantShutDown heartbeats (0 means 2)
+	// snapDir holds the snapshots FetchSnapshot serves, and the newest of which a Fetch below the log
+	// start names.
+	snapDir string
+	// onSnapshotChunk, if set, runs before each FetchSnapshot is answered, without the lock held; an
+	// error closes the connection, as a network fault would.
+	onSnapshotChunk func(f *fakeController, p *kmsg.FetchSnapshotRequestTopicPartition) error
 
 	mu struct {
 		sync.Mutex
@@ -45,7 +53,23 @@ type fakeController struct {
 		staleOne bool // answer the next heartbeat STALE_BROKER_EPOCH
 		versions map[int16]int16
 		counts   map[string]int
+
+		// logStart, when above 1, is the first offset Fetch serves: below it the answer names a
+		// snapshot (pointer if set, else the newest in snapDir) instead of carrying records.
+		logStart int64
+		pointer  *SnapshotID
+		// fetchOffsets is every Fetch's FetchOffset, snapRequests every FetchSnapshot's partition, in
+		// arrival order.
+		fetchOffsets []int64
+		snapRequests []snapRequest
 	}
+}
+
+// snapRequest is one FetchSnapshot request as the fake saw it.
+type snapRequest struct {
+	id       SnapshotID
+	position int64
+	maxBytes int32
 }
 
 const fakeMV = 4
@@ -88,7 +112,8 @@ func newFakeController(t *testing.T, id int32, setup func(*fakeController)) *fak
 			(&kmsg.BrokerRegistrationRequest{}).Key(): {Min: 0, Max: (&kmsg.BrokerRegistrationRequest{}).MaxVersion()},
 			(&kmsg.BrokerHeartbeatRequest{}).Key():    {Min: 0, Max: (&kmsg.BrokerHeartbeatRequest{}).MaxVersion()},
 			// Everything kmsg knows, so the test sees the broker cap Fetch at v12 itself.
-			(&kmsg.FetchRequest{}).Key(): {Min: 4, Max: (&kmsg.FetchRequest{}).MaxVersion()},
+			(&kmsg.FetchRequest{}).Key():         {Min: 4, Max: (&kmsg.FetchRequest{}).MaxVersion()},
+			(&kmsg.FetchSnapshotRequest{}).Key(): {Min: 0, Max: (&kmsg.FetchSnapshotRequest{}).MaxVersion()},
 		},
 		DecorateApiVersions: func(resp *kmsg.ApiVersionsResponse) {
 			if f.finalizedMV != 0 {
@@ -148,6 +173,8 @@ func (f *fakeController) Handle(ctx context.Context, req kmsg.Request) (kmsg.Res
 		return f.heartbeat(r), nil
 	case *kmsg.FetchRequest:
 		return f.fetch(ctx, r)
+	case *kmsg.FetchSnapshotRequest:
+		return f.fetchSnapshot(r)
 	}
 	return nil, fmt.Errorf("fake controller does not serve key %d", req.Key())
 }
@@ -237,6 +264,9 @@ func (f *fakeController) fetch(ctx context.Context, req *kmsg.FetchRequest) (kms
 		return resp, nil
 	}
 	from := req.Topics[0].Partitions[0].FetchOffset
+	f.mu.Lock()
+	f.mu.fetchOffsets = append(f.mu.fetchOffsets, from)
+	f.mu.Unlock()
 	wait := time.NewTimer(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	defer wait.Stop()
 	for {
@@ -249,6 +279,21 @@ func (f *fakeController) fetch(ctx context.Context, req *kmsg.FetchRequest) (kms
 			break
 		}
 		last := int64(len(f.mu.log))
+		if from < f.mu.logStart {
+			ptr := f.mu.pointer
+			f.mu.Unlock()
+			if ptr == nil {
+				ptr = f.newestSnapshot()
+			}
+			// As a Raft leader answers below its log start: no error, no records, the snapshot to fetch.
+			p.HighWatermark, p.LogStartOffset = last, f.logStartOffset()
+			if ptr != nil {
+				p.SnapshotID.EndOffset, p.SnapshotID.Epoch = int64(ptr.Offset), int32(ptr.Epoch)
+			} else {
+				p.ErrorCode = kerr.OffsetOutOfRange.Code
+			}
+			break
+		}
 		if from < 1 || from > last+1 {
 			f.mu.Unlock()
 			p.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -277,4 +322,111 @@ func (f *fakeController) fetch(ctx context.Context, req *kmsg.FetchRequest) (kms
 	t.Partitions = append(t.Partitions, p)
 	resp.Topics = append(resp.Topics, t)
 	return resp, nil
+}
+
+// fetchSnapshot serves FetchSnapshot from snapDir, as a controller does with snapshot.ServeChunk.
+func (f *fakeController) fetchSnapshot(req *kmsg.FetchSnapshotRequest) (kmsg.Response, error) {
+	resp := req.ResponseKind().(*kmsg.FetchSnapshotResponse)
+	if len(req.Topics) != 1 || req.Topics[0].Topic != metadataTopic || len(req.Topics[0].Partitions) != 1 {
+		resp.ErrorCode = kerr.InvalidRequest.Code
+		return resp, nil
+	}
+	p := &req.Topics[0].Partitions[0]
+	f.mu.Lock()
+	f.mu.counts["fetchSnapshot"]++
+	f.mu.snapRequests = append(f.mu.snapRequests, snapRequest{
+		id:       SnapshotID{Offset: uint64(p.SnapshotID.EndOffset), Epoch: uint64(p.SnapshotID.Epoch)},
+		position: p.Position, maxBytes: req.MaxBytes,
+	})
+	f.mu.Unlock()
+	if f.onSnapshotChunk != nil {
+		if err := f.onSnapshotChunk(f, p); err != nil {
+			return nil, err
+		}
+	}
+	rt := kmsg.NewFetchSnapshotResponseTopic()
+	rt.Topic = metadataTopic
+	rt.Partitions = append(rt.Partitions, snapshot.ServeChunk(f.snapDir, p, int(req.MaxBytes)))
+	resp.Topics = append(resp.Topics, rt)
+	return resp, nil
+}
+
+// newestSnapshot is the newest snapshot in snapDir, nil if none.
+func (f *fakeController) newestSnapshot() *SnapshotID {
+	snaps, err := snapshot.List(f.snapDir)
+	if err != nil || len(snaps) == 0 {
+		return nil
+	}
+	s := snaps[len(snaps)-1]
+	return &SnapshotID{Offset: s.Offset, Epoch: s.Epoch}
+}
+
+func (f *fakeController) logStartOffset() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.logStart
+}
+
+// setLogStart makes Fetch below offset name a snapshot; pointer overrides which (nil: the newest in
+// snapDir).
+func (f *fakeController) setLogStart(offset int64, pointer *SnapshotID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mu.logStart, f.mu.pointer = offset, pointer
+}
+
+func (f *fakeController) fetchOffsets() []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.mu.fetchOffsets)
+}
+
+func (f *fakeController) snapRequests() []snapRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.mu.snapRequests)
+}
+
+// lastOffset is the offset of the log's last entry.
+func (f *fakeController) lastOffset() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int64(len(f.mu.log))
+}
+
+// imageAt replays the fake's log up to offset into an image, as a controller's would be there.
+func (f *fakeController) imageAt(t *testing.T, offset int64) *metadatalog.Image {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if offset > int64(len(f.mu.log)) {
+		t.Fatalf("the fake's log ends at %d, before %d", len(f.mu.log), offset)
+	}
+	img := metadatalog.EmptyImage()
+	for o := int64(1); o <= offset; o++ {
+		var batch *metadatapb.RecordBatch
+		if data := f.mu.log[o-1]; data != nil {
+			batch = &metadatapb.RecordBatch{}
+			if err := proto.Unmarshal(data, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next, err := img.Apply(uint64(o), 1, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = next
+	}
+	return img
+}
+
+// writeSnapshot writes the image at offset of the fake's log into dir as a snapshot of clusterID and
+// returns its path.
+func (f *fakeController) writeSnapshot(t *testing.T, dir string, offset int64, clusterID string) string {
+	t.Helper()
+	_, path, err := metadatalog.WriteSnapshot(dir, f.imageAt(t, offset), clusterID, []uint64{1}, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

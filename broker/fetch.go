@@ -10,6 +10,11 @@ package broker
 // metadatapb.RecordBatch (empty for Raft's own entries, which only advance the offset). The broker is
 // current when its applied offset reaches that high watermark, which it learns from every answer, so it
 // never needs new records to know it is caught up.
+//
+// When the broker's offset is below the controller's log start (the log before it went into a
+// snapshot), the answer carries no records and no error, only SnapshotID naming the controller's
+// newest snapshot by its last included offset and epoch. The broker then downloads that snapshot with
+// FetchSnapshot (fetch_snapshot.go) and follows the log from the snapshot's offset + 1.
 
 import (
 	"context"
@@ -31,9 +36,6 @@ const (
 	metadataPartition      = 0
 	fetchPartitionMaxBytes = 8 << 20
 )
-
-// outOfRangeMsg is logged when the log no longer holds what this broker needs next.
-const outOfRangeMsg = "the log was trimmed below this broker's offset; catching up by snapshot arrives with snapshot support"
 
 func (b *Broker) fetchRequest(img *metadatalog.Image) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
@@ -68,6 +70,11 @@ type fetchResult struct {
 	err error
 	// leader is the controller a NOT_LEADER_OR_FOLLOWER answer names, -1 if none.
 	leader int32
+	// snapshot is the controller's newest snapshot when the answer points there instead of carrying
+	// records: the log before this broker's next offset is gone.
+	snapshot *SnapshotID
+	// bytes is how much record batch data the applied entries held, for the snapshot policy.
+	bytes int64
 	// fatal is an answer the broker must not run past: undecodable data, an impossible record, a gap in
 	// the offsets, a foreign cluster.
 	fatal error
@@ -112,8 +119,12 @@ func applyFetch(img *metadatalog.Image, resp *kmsg.FetchResponse) fetchResult {
 	// Raft terms and offsets start at 1, so a zero-valued tagged field from a careless encoder is not
 	// mistaken for a snapshot pointer or a divergence.
 	if part.SnapshotID.EndOffset > 0 && part.SnapshotID.Epoch > 0 {
-		// Raft's way of saying "fetch the snapshot": the log before our offset is gone.
-		res.err = fmt.Errorf("%w: the controller points to snapshot at offset %d", kerr.OffsetOutOfRange, part.SnapshotID.EndOffset)
+		// Raft's way of saying "fetch the snapshot": the log before our offset is gone. EndOffset is the
+		// snapshot's last included offset (inclusive, as all our offsets are).
+		res.snapshot = &SnapshotID{Offset: uint64(part.SnapshotID.EndOffset), Epoch: uint64(part.SnapshotID.Epoch)}
+		if part.HighWatermark > 0 {
+			res.hw = part.HighWatermark
+		}
 		return res
 	}
 	if part.DivergingEpoch.EndOffset > 0 && part.DivergingEpoch.Epoch > 0 {
@@ -151,6 +162,7 @@ func applyFetch(img *metadatalog.Image, resp *kmsg.FetchResponse) fetchResult {
 			return res
 		}
 		img = next
+		res.bytes += int64(len(e.Data))
 	}
 	res.img = img
 	res.hw = part.HighWatermark
@@ -194,6 +206,8 @@ func (t *fetchTarget) redirect(leader int32) {
 func (b *Broker) runFollower() {
 	target := fetchTarget{q: b.q, cur: -1, lastActive: -1}
 	bo := b.newBackoff()
+	var catchUp snapshotCatchUp
+	defer catchUp.close()
 	outOfRange, refusals, failures := 0, 0, 0
 	caughtUp := false
 	for b.ctx.Err() == nil {
@@ -236,13 +250,33 @@ func (b *Broker) runFollower() {
 			}
 		}
 		switch {
+		case res.snapshot != nil:
+			switch b.catchUpFromSnapshot(&catchUp, id, img, *res.snapshot) {
+			case catchUpDone:
+				bo.reset()
+				outOfRange, refusals = 0, 0
+			case catchUpRetry:
+				b.followerPause(&bo)
+			case catchUpElsewhere:
+				target.failed()
+				b.followerPause(&bo)
+			case catchUpFatal:
+				return
+			}
 		case res.err == nil:
 			bo.reset()
 			outOfRange, refusals = 0, 0
+			catchUp.odd = 0
+			if b.snapshotter != nil {
+				b.snapshotter.Applied(res.img, res.bytes, time.Now())
+			}
 		case errors.Is(res.err, kerr.OffsetOutOfRange):
+			// A controller whose log start moves past our offset between its check and its read says so
+			// without naming a snapshot; the next fetch gets the pointer.
 			outOfRange++
 			if outOfRange == 1 || outOfRange%30 == 0 {
-				b.log.Error(outOfRangeMsg, "controller", id, "fetch_offset", img.Offset+1, "attempts", outOfRange, "err", res.err)
+				b.log.Warn("the controller no longer holds this broker's next offset and named no snapshot; asking again",
+					"controller", id, "fetch_offset", img.Offset+1, "attempts", outOfRange, "err", res.err)
 			}
 			b.followerPause(&bo)
 		case errors.Is(res.err, kerr.NotLeaderForPartition):

@@ -32,13 +32,17 @@ func registerEntry(t *testing.T, offset uint64, id int32) logfetch.Entry {
 
 func TestApplyFetch(t *testing.T) {
 	img := metadatalog.EmptyImage()
+	first, third := logfetch.Entry{Offset: 1, Epoch: 1, Data: batchBytes(t, mvRecord(4))}, registerEntry(t, 3, 5)
 	res := applyFetch(img, fetchAnswer(3, 0,
-		logfetch.Entry{Offset: 1, Epoch: 1, Data: batchBytes(t, mvRecord(4))},
+		first,
 		logfetch.Entry{Offset: 2, Epoch: 2}, // a new leader's empty entry: only the offset moves
-		registerEntry(t, 3, 5),
+		third,
 	))
 	if res.err != nil || res.fatal != nil {
 		t.Fatal(res.err, res.fatal)
+	}
+	if want := int64(len(first.Data) + len(third.Data)); res.bytes != want {
+		t.Fatalf("applied %d bytes of record batches, want %d", res.bytes, want)
 	}
 	if res.img.Offset != 3 || res.img.Epoch != 2 || res.hw != 3 || res.img.MetadataVersion() != 4 {
 		t.Fatalf("image offset %d epoch %d mv %d, hw %d", res.img.Offset, res.img.Epoch, res.img.MetadataVersion(), res.hw)
@@ -50,7 +54,7 @@ func TestApplyFetch(t *testing.T) {
 	// Entries already applied are skipped; an answer with none still carries the high watermark,
 	// which is how a broker learns it is current without new records.
 	again := applyFetch(res.img, fetchAnswer(9, 0, registerEntry(t, 3, 5)))
-	if again.fatal != nil || again.img != res.img || again.hw != 9 {
+	if again.fatal != nil || again.img != res.img || again.hw != 9 || again.bytes != 0 {
 		t.Fatalf("replayed entry: fatal %v, image moved %v, hw %d", again.fatal, again.img != res.img, again.hw)
 	}
 }
@@ -102,10 +106,12 @@ func TestApplyFetchRefusals(t *testing.T) {
 		t.Fatalf("out of range: err %v fatal %v", res.err, res.fatal)
 	}
 
-	snap := fetchAnswer(10, 0)
+	// A snapshot pointer is neither a refusal nor progress: the follower downloads what it names.
+	snap := fetchAnswer(12, 0)
 	snap.Topics[0].Partitions[0].SnapshotID.EndOffset, snap.Topics[0].Partitions[0].SnapshotID.Epoch = 10, 2
-	if res := applyFetch(img, snap); !errors.Is(res.err, kerr.OffsetOutOfRange) {
-		t.Fatalf("snapshot pointer: err %v, want OFFSET_OUT_OF_RANGE", res.err)
+	if res := applyFetch(img, snap); res.err != nil || res.fatal != nil || res.snapshot == nil ||
+		*res.snapshot != (SnapshotID{Offset: 10, Epoch: 2}) || res.img != img || res.hw != 12 {
+		t.Fatalf("snapshot pointer: err %v fatal %v snapshot %v hw %d image moved %v", res.err, res.fatal, res.snapshot, res.hw, res.img != img)
 	}
 
 	top := fetchAnswer(-1, 0)
@@ -123,7 +129,7 @@ func TestApplyFetchRefusals(t *testing.T) {
 	zero := fetchAnswer(0, 0)
 	zero.Topics[0].Partitions[0].DivergingEpoch = kmsg.FetchResponseTopicPartitionDivergingEpoch{}
 	zero.Topics[0].Partitions[0].SnapshotID = kmsg.FetchResponseTopicPartitionSnapshotID{}
-	if res := applyFetch(img, zero); res.err != nil || res.fatal != nil {
+	if res := applyFetch(img, zero); res.err != nil || res.fatal != nil || res.snapshot != nil {
 		t.Fatalf("zero tagged fields: err %v fatal %v", res.err, res.fatal)
 	}
 }

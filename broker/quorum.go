@@ -42,7 +42,7 @@ func newQuorum(voters map[int32]string, clientID string) *quorum {
 	// lacks them, since franz-go refuses keys its version table does not list.
 	vs := kversion.Stable()
 	vs.SetMaxKeyVersion((&kmsg.FetchRequest{}).Key(), fetchMaxVersion)
-	for _, r := range []kmsg.Request{&kmsg.BrokerRegistrationRequest{}, &kmsg.BrokerHeartbeatRequest{}, &kmsg.ApiVersionsRequest{}} {
+	for _, r := range []kmsg.Request{&kmsg.BrokerRegistrationRequest{}, &kmsg.BrokerHeartbeatRequest{}, &kmsg.ApiVersionsRequest{}, &kmsg.FetchSnapshotRequest{}} {
 		if _, ok := vs.LookupMaxKeyVersion(r.Key()); !ok {
 			vs.SetMaxKeyVersion(r.Key(), r.MaxVersion())
 		}

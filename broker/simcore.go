@@ -65,12 +65,15 @@ type FetchOutcome struct {
 	Leader  int32
 	// Fatal is an answer the broker must stop on: undecodable, impossible, a gap, a divergence.
 	Fatal error
+	// Snapshot, when set, is the controller's newest snapshot, named instead of records because the
+	// log before the broker's next offset is gone: the broker downloads it with FetchSnapshot.
+	Snapshot *SnapshotID
 }
 
 // ApplyFetch applies one Fetch answer to img, as the broker's follower does.
 func ApplyFetch(img *metadatalog.Image, resp *kmsg.FetchResponse) FetchOutcome {
 	r := applyFetch(img, resp)
-	return FetchOutcome{Image: r.img, HighWatermark: r.hw, Refused: r.err, Leader: r.leader, Fatal: r.fatal}
+	return FetchOutcome{Image: r.img, HighWatermark: r.hw, Refused: r.err, Leader: r.leader, Fatal: r.fatal, Snapshot: r.snapshot}
 }
 
 // MetadataResponse is the Metadata answer broker self of clusterID gives from img to a client that came

@@ -17,6 +17,7 @@ import (
 	"github.com/kraftgo/kraft/api/kafkaserver"
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
+	"github.com/kraftgo/kraft/snapshot"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/proto"
@@ -40,6 +41,9 @@ type Config struct {
 	// MaxPartitionsPerRequest bounds the partitions one CreateTopics or CreatePartitions request may
 	// create, and so the size of one batch. Zero means DefaultMaxPartitionsPerRequest (100,000).
 	MaxPartitionsPerRequest int
+	// SnapshotPolicy says when this controller snapshots its image and which snapshots it keeps. The
+	// zero value means metadatalog.DefaultSnapshotPolicy.
+	SnapshotPolicy metadatalog.SnapshotPolicy
 }
 
 // Controller serves the controller port's Kafka APIs and owns the metadata state machine.
@@ -53,6 +57,7 @@ type Controller struct {
 	features featureControl
 	cluster  clusterControl
 	sessions *brokerSessions // soft state: held only while active
+	snaps    *metadatalog.Snapshotter
 
 	events chan func()
 	stopc  chan struct{}
@@ -73,10 +78,22 @@ func New(cfg Config) *Controller {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SnapshotPolicy == (metadatalog.SnapshotPolicy{}) {
+		cfg.SnapshotPolicy = metadatalog.DefaultSnapshotPolicy
+	}
+	initial := metadatalog.EmptyImage()
+	snaps := metadatalog.SnapshotterConfig{Policy: cfg.SnapshotPolicy, ClusterID: cfg.ClusterID, Logger: cfg.Logger}
+	if cfg.Log != nil { // nil only in tests of handlers that never reach the log
+		initial = cfg.Log.InitialImage()
+		snaps.Dir, snaps.Voters = cfg.Log.SnapshotDir(), cfg.Log.Voters()
+		// The log drops what the snapshot holds only once the file is durable.
+		snaps.Written = func(h snapshot.Header, _ string) { cfg.Log.Compact(h.Offset) }
+	}
 	c := &Controller{
 		cfg: cfg, log: cfg.Logger, mlog: cfg.Log,
 		cluster: clusterControl{clusterID: cfg.ClusterID}, sessions: newBrokerSessions(cfg.SessionTimeout),
-		state:  newQuorumState(uint64(cfg.NodeID)),
+		state:  newQuorumState(uint64(cfg.NodeID), initial),
+		snaps:  metadatalog.NewSnapshotter(snaps, initial.Offset, time.Now()),
 		events: make(chan func(), 1024),
 		stopc:  make(chan struct{}), donec: make(chan struct{}),
 		fwd: forwarder{clientID: fmt.Sprintf("%s%d", forwardedClientPrefix, cfg.NodeID), clients: map[string]*kgo.Client{}},
@@ -92,6 +109,7 @@ func (c *Controller) Start() { go c.run() }
 func (c *Controller) Close() {
 	c.once.Do(func() { close(c.stopc) })
 	<-c.donec
+	c.snaps.Wait()
 	c.fwd.close()
 }
 
@@ -102,6 +120,7 @@ func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 		(&kmsg.UpdateFeaturesRequest{}).Key():  {Min: 0, Max: 2},
 		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: 2},
 		(&kmsg.FetchRequest{}).Key():           {Min: 4, Max: 12},
+		(&kmsg.FetchSnapshotRequest{}).Key():   {Min: 0, Max: 1},
 
 		// Cluster membership: what kmsg and Kafka both serve.
 		(&kmsg.BrokerRegistrationRequest{}).Key(): {Min: 0, Max: 4},
@@ -134,6 +153,8 @@ func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return c.handleDescribeCluster(ctx, r)
 	case *kmsg.FetchRequest:
 		return c.handleFetch(ctx, r)
+	case *kmsg.FetchSnapshotRequest:
+		return c.handleFetchSnapshot(r), nil
 	case *kmsg.BrokerRegistrationRequest:
 		return c.handleBrokerRegistration(ctx, r)
 	case *kmsg.BrokerHeartbeatRequest:
@@ -220,11 +241,18 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 			c.log.Info("resigned as active controller", "epoch", ev.Leader.Epoch, "new_leader", ev.Leader.Leader)
 		}
 	}
+	if ev.Restored != nil {
+		c.log.Info("installed the leader's snapshot", "offset", ev.Restored.Offset, "epoch", ev.Restored.Epoch, "partitions", ev.Restored.PartitionCount())
+		c.state.restore(ev.Restored)
+		c.active.Store(false)
+		c.snaps.Loaded(ev.Restored.Offset, time.Now())
+	}
 	activated, err := c.state.applyCommitted(ev.Committed)
 	c.image.Store(c.state.committed)
 	if err != nil {
 		return err
 	}
+	c.snaps.Applied(c.state.committed, committedBytes(ev.Committed), time.Now())
 	c.active.Store(c.state.active)
 	c.syncSessions(activated)
 	if activated {
@@ -236,6 +264,15 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 		return c.resumeLeadership()
 	}
 	return nil
+}
+
+// committedBytes is what entries weigh in the log, for the snapshot policy.
+func committedBytes(entries []metadatalog.Entry) int64 {
+	var n int64
+	for _, e := range entries {
+		n += int64(len(e.Data))
+	}
+	return n
 }
 
 // resumeLeadership finishes, on activation, leader moves that an earlier active controller began but

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kraftgo/kraft/api/logfetch"
 	"github.com/kraftgo/kraft/metadatalog"
+	"github.com/kraftgo/kraft/snapshot"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -101,21 +102,33 @@ func (c *Controller) fetchMetadataPartition(offset int64, budget int) kmsg.Fetch
 	first := c.mlog.FirstOffset()
 	rp.LogStartOffset = int64(first)
 	if offset < int64(first) {
-		// The snapshot catch-up path will take over here; until then the broker cannot recover.
-		commit := c.mlog.CommittedOffset()
-		rp.HighWatermark, rp.LastStableOffset = int64(commit), int64(commit)
-		rp.ErrorCode = kerr.OffsetOutOfRange.Code
-		return rp
+		return c.pointToSnapshot(rp)
 	}
 	entries, commit, err := c.mlog.ReadCommitted(uint64(offset), budget)
 	rp.HighWatermark, rp.LastStableOffset = int64(commit), int64(commit)
 	rp.LogStartOffset = int64(c.mlog.FirstOffset())
 	if err != nil {
 		// Only ErrCompacted: the log was trimmed between the check above and the read.
+		return c.pointToSnapshot(rp)
+	}
+	rp.RecordBatches = encodeFetchEntries(entries, budget)
+	return rp
+}
+
+// pointToSnapshot answers a fetch below the log start as Kafka's leader does: no records, no error, and
+// the id of the newest snapshot (SnapshotID: its last included offset and epoch) to download with
+// FetchSnapshot before fetching again after it. OFFSET_OUT_OF_RANGE if there is none, which the log's
+// compaction after a durable snapshot rules out.
+func (c *Controller) pointToSnapshot(rp kmsg.FetchResponseTopicPartition) kmsg.FetchResponseTopicPartition {
+	commit := c.mlog.CommittedOffset()
+	rp.HighWatermark, rp.LastStableOffset = int64(commit), int64(commit)
+	snaps, err := snapshot.List(c.mlog.SnapshotDir())
+	if err != nil || len(snaps) == 0 {
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return rp
 	}
-	rp.RecordBatches = encodeFetchEntries(entries, budget)
+	newest := snaps[len(snaps)-1]
+	rp.SnapshotID.EndOffset, rp.SnapshotID.Epoch = int64(newest.Offset), int32(newest.Epoch)
 	return rp
 }
 

@@ -22,6 +22,12 @@ const fetchTestDeadline = 30 * time.Second
 // is active and has committed its bootstrap records.
 func startSingleController(t *testing.T) (*Controller, *metadatalog.Log) {
 	t.Helper()
+	return startSingleControllerWith(t, metadatalog.SnapshotPolicy{}, 0)
+}
+
+// startSingleControllerWith is startSingleController with a snapshot policy and catch-up tail.
+func startSingleControllerWith(t *testing.T, policy metadatalog.SnapshotPolicy, catchUp uint64) (*Controller, *metadatalog.Log) {
+	t.Helper()
 	clusterID := metadatalog.RandomUUID()
 	dir := filepath.Join(t.TempDir(), "node-1")
 	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, metadatalog.BootstrapRecords(metadatalog.LatestMetadataVersion), false); err != nil {
@@ -35,13 +41,13 @@ func startSingleController(t *testing.T) (*Controller, *metadatalog.Log) {
 	// The only voter needs no listener: a one-node quorum never sends to a peer.
 	mlog, err := metadatalog.OpenLog(metadatalog.LogConfig{
 		NodeID: 1, ClusterID: clusterID, Voters: map[uint64]string{1: "127.0.0.1:1"}, Dir: dir,
-		ElectionTimeout: 100 * time.Millisecond, Logger: logger,
+		ElectionTimeout: 100 * time.Millisecond, CatchUpEntries: catchUp, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := New(Config{NodeID: 1, ClusterID: clusterID, Voters: map[int32]string{1: "127.0.0.1:1"}, Log: mlog, Bootstrap: bootstrap, Logger: logger,
-		OnFatal: func(err error) { t.Errorf("controller stopped: %v", err) }})
+		SnapshotPolicy: policy, OnFatal: func(err error) { t.Errorf("controller stopped: %v", err) }})
 	mlog.Start()
 	c.Start()
 	t.Cleanup(func() {

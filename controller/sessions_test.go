@@ -156,7 +156,7 @@ func TestSessionsActivateGivesEveryBrokerAFreshSession(t *testing.T) {
 // TestSessionExpiryFencesExactlyOnce drives the loop's expiry against a quorumState, as
 // Controller.expireSessions does, with the writes landing in the speculative image.
 func TestSessionExpiryFencesExactlyOnce(t *testing.T) {
-	st := newQuorumState(1)
+	st := newQuorumState(1, metadatalog.EmptyImage())
 	st.leaderChanged(1, 1)
 	boot := stData(t, &metadatapb.RecordBatch{Records: []*metadatapb.Record{
 		fcFeatureRecord(metadatalog.MetadataVersionFeature, 4),

@@ -47,9 +47,18 @@ type speculation struct {
 	base, image   *metadatalog.Image
 }
 
-func newQuorumState(nodeID uint64) *quorumState {
-	img := metadatalog.EmptyImage()
+// newQuorumState starts from img: the image of the snapshot the log opened at, or an empty one.
+func newQuorumState(nodeID uint64, img *metadatalog.Image) *quorumState {
 	return &quorumState{nodeID: nodeID, committed: img, speculative: img}
+}
+
+// restore replaces the image with a snapshot's, installed from the leader because this node was too
+// far behind to catch up from the log. Only a follower installs one, so nothing is parked.
+func (s *quorumState) restore(img *metadatalog.Image) {
+	if s.active {
+		s.resign()
+	}
+	s.committed, s.speculative, s.speculated = img, img, nil
 }
 
 // leaderChanged records a new leader. If this node was active and no longer is, every parked write

@@ -75,7 +75,7 @@ func stName(off uint64) string { return "t" + string(rune('0'+off)) }
 
 func stReplay(t *testing.T, img *metadatalog.Image, e metadatalog.Entry) *metadatalog.Image {
 	t.Helper()
-	s := newQuorumState(9)
+	s := newQuorumState(9, metadatalog.EmptyImage())
 	s.committed = img
 	mustApplyCommitted(t, s, e)
 	return s.committed

@@ -65,7 +65,7 @@ func mustApplyCommitted(t *testing.T, s *quorumState, entries ...metadatalog.Ent
 // stActiveLeader returns node 1 active in epoch 3 with offsets 1..3 committed (3 is its empty entry).
 func stActiveLeader(t *testing.T) *quorumState {
 	t.Helper()
-	s := newQuorumState(1)
+	s := newQuorumState(1, metadatalog.EmptyImage())
 	s.leaderChanged(2, 2)
 	mustApplyCommitted(t, s, stEntry(t, 1, 1, ""), stEntry(t, 2, 2, "before"))
 	s.leaderChanged(1, 3)
@@ -88,7 +88,7 @@ func TestQuorumStateFollowerNeverActivates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newQuorumState(1)
+			s := newQuorumState(1, metadatalog.EmptyImage())
 			s.leaderChanged(tc.leader, tc.epoch)
 			for _, oe := range tc.entries {
 				name := fmt.Sprintf("t%d", oe[0])
@@ -153,7 +153,7 @@ func TestQuorumStateActivation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newQuorumState(1)
+			s := newQuorumState(1, metadatalog.EmptyImage())
 			activations := 0
 			for i, st := range tc.steps {
 				if st.epoch != 0 {
@@ -359,7 +359,7 @@ func TestQuorumStateCorruptEntry(t *testing.T) {
 			if tc.active {
 				s = stActiveLeader(t)
 			} else {
-				s = newQuorumState(1)
+				s = newQuorumState(1, metadatalog.EmptyImage())
 				s.leaderChanged(2, 1)
 				mustApplyCommitted(t, s, stEntry(t, 1, 1, ""), stEntry(t, 2, 1, ""), stEntry(t, 3, 1, ""))
 			}
@@ -379,7 +379,7 @@ func TestQuorumStateCorruptEntry(t *testing.T) {
 }
 
 func TestQuorumStateImpossibleRecord(t *testing.T) {
-	s := newQuorumState(1)
+	s := newQuorumState(1, metadatalog.EmptyImage())
 	s.leaderChanged(2, 1)
 	mustApplyCommitted(t, s, stEntry(t, 1, 1, "dup"))
 	_, err := s.applyCommitted([]metadatalog.Entry{stEntry(t, 2, 1, "dup")})

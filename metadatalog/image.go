@@ -1,6 +1,7 @@
 package metadatalog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -154,6 +155,19 @@ type ConfigEntry struct{ Name, Value string }
 
 // Configs returns the configs set on one resource, ordered by name. Cluster-wide broker defaults are
 // the BROKER resource named "".
+// ConfigResources lists, in key order, the resources of type t that hold at least one config.
+func (img *Image) ConfigResources(t metadatapb.ConfigResourceType) []string {
+	var out []string
+	img.configs.Root().WalkPrefix([]byte{byte(t)}, func(k []byte, _ string) bool {
+		name := string(k[1 : 1+bytes.IndexByte(k[1:], 0)])
+		if len(out) == 0 || out[len(out)-1] != name {
+			out = append(out, name)
+		}
+		return false
+	})
+	return out
+}
+
 func (img *Image) Configs(t metadatapb.ConfigResourceType, resource string) []ConfigEntry {
 	prefix := configKey(t, resource, "")
 	var out []ConfigEntry

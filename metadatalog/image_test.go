@@ -835,6 +835,18 @@ func TestConfigsListsOneResourceOnly(t *testing.T) {
 	if got != want {
 		t.Fatalf("Configs = %s, want %s", got, want)
 	}
+	// Each resource once, in key order; a resource whose last config was deleted is gone.
+	if got := fmt.Sprintf("%q %q", img.ConfigResources(topic), img.ConfigResources(broker)); got != `["foo" "foobar"] ["" "1"]` {
+		t.Fatalf("ConfigResources = %s", got)
+	}
+	del := &metadatapb.Record{Record: &metadatapb.Record_Config{Config: &metadatapb.ConfigRecord{ResourceType: topic, ResourceName: "foobar", Name: "retention.ms"}}}
+	img, err = img.Apply(2, 1, &metadatapb.RecordBatch{Records: []*metadatapb.Record{del}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%q", img.ConfigResources(topic)); got != `["foo"]` {
+		t.Fatalf("ConfigResources after deleting foobar's only config = %s", got)
+	}
 }
 
 func TestSameBrokers(t *testing.T) {

@@ -28,8 +28,15 @@ type LogConfig struct {
 	// ElectionTimeout is controller.quorum.election.timeout.ms; Raft ticks at a tenth of it, heartbeats
 	// every tick, and campaigns after a randomized 10–20 ticks without a leader.
 	ElectionTimeout time.Duration
-	Logger          *slog.Logger
+	// CatchUpEntries is how many entries before a snapshot stay in the log when it is compacted, so
+	// that a follower a little behind catches up from the log rather than by snapshot
+	// (metadata.log.snapshot.catchup.entries). Zero means DefaultCatchUpEntries.
+	CatchUpEntries uint64
+	Logger         *slog.Logger
 }
+
+// DefaultCatchUpEntries is the catch-up tail kept before a snapshot, as etcd keeps by default.
+const DefaultCatchUpEntries = 5000
 
 // AppendResult is the fate of one Append: Done closes when the batch commits (Err nil) or can no longer
 // commit under the epoch it was written in (Err is ErrNotLeader).
@@ -60,8 +67,11 @@ type LeaderChange struct {
 // Event is what the log tells its state machine, in log order: a leadership change, committed entries,
 // or both (the change happened first).
 type Event struct {
-	Failed    *ProposalFailure
-	Leader    *LeaderChange
+	Failed *ProposalFailure
+	Leader *LeaderChange
+	// Restored is the image of a snapshot received from the leader: it replaces the state machine's
+	// image before Committed (which follows it) is applied.
+	Restored  *Image
 	Committed []Entry
 	// HighWatermark is the commit offset known when the event was produced.
 	HighWatermark uint64
@@ -114,7 +124,13 @@ type Log struct {
 	// committed entries from it without going through the run goroutine.
 	storage *raft.MemoryStorage
 
+	// initial is the image of the snapshot the log was opened at (EmptyImage for none).
+	initial *Image
+	voters  []uint64
+
 	propc    chan appendRequest
+	compactc chan uint64
+	fetchedc chan fetchedSnapshot
 	recvc    chan *raftpb.Message
 	unreachc chan uint64
 	statusc  chan chan QuorumStatus
@@ -129,6 +145,13 @@ type Log struct {
 	lastFetch    map[uint64]time.Time
 	lastCaughtUp map[uint64]time.Time
 	commit       uint64
+	// fetching is the snapshot being downloaded from the leader (zero when none); fetched is the one
+	// downloaded and loaded, waiting for the leader's next offer to be stepped into Raft.
+	fetching SnapshotMark
+	fetched  *fetchedSnapshot
+	// fetchCtx ends downloads when the log closes.
+	fetchCtx    context.Context
+	fetchCancel context.CancelFunc
 
 	failMu sync.Mutex
 	failed error
@@ -150,20 +173,34 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	if cfg.ElectionTimeout <= 0 {
 		cfg.ElectionTimeout = time.Second
 	}
-	disk, storage, err := OpenWAL(WALDir(cfg.Dir))
-	if err != nil {
-		return nil, err
+	if cfg.CatchUpEntries == 0 {
+		cfg.CatchUpEntries = DefaultCatchUpEntries
 	}
 	voters := make([]uint64, 0, len(cfg.Voters))
 	for id := range cfg.Voters {
 		voters = append(voters, id)
 	}
+	slices.Sort(voters)
+	start, err := openLatestSnapshot(cfg.Dir, cfg.ClusterID, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	disk, storage, err := OpenWALAt(WALDir(cfg.Dir), start.mark, voters)
+	if err != nil {
+		return nil, err
+	}
 	l := &Log{
-		cfg: cfg, log: cfg.Logger, disk: disk, storage: storage,
-		propc: make(chan appendRequest, 1024), recvc: make(chan *raftpb.Message, 4096),
+		cfg: cfg, log: cfg.Logger, disk: disk, storage: storage, initial: start.image, voters: voters,
+		propc: make(chan appendRequest, 1024), compactc: make(chan uint64, 4), fetchedc: make(chan fetchedSnapshot, 1),
+		recvc:    make(chan *raftpb.Message, 4096),
 		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		pending: map[uint64]*AppendResult{}, lastFetch: map[uint64]time.Time{}, lastCaughtUp: map[uint64]time.Time{},
+	}
+	l.fetchCtx, l.fetchCancel = context.WithCancel(context.Background())
+	if start.mark.Offset > 0 {
+		l.commit = start.mark.Offset
+		l.committed.Store(start.mark.Offset)
 	}
 	l.events.signal = make(chan struct{}, 1)
 	l.commitMu.advanced = make(chan struct{})
@@ -269,9 +306,31 @@ func (l *Log) stoppedErr() error {
 
 // Close stops the goroutine and releases the WAL and the peer connections.
 func (l *Log) Close() error {
-	l.stopOnce.Do(func() { close(l.stopc) })
+	l.stopOnce.Do(func() {
+		close(l.stopc)
+		l.fetchCancel()
+	})
 	<-l.donec
 	return nil
+}
+
+// InitialImage is the image of the snapshot the log was opened at (an empty image when it starts from
+// the beginning): the state machine starts from it, and the first committed entry it is given follows it.
+func (l *Log) InitialImage() *Image { return l.initial }
+
+// SnapshotDir is where this log's snapshots live.
+func (l *Log) SnapshotDir() string { return SnapshotDir(l.cfg.Dir) }
+
+// Voters are the quorum's voter ids, sorted, as a snapshot records them.
+func (l *Log) Voters() []uint64 { return slices.Clone(l.voters) }
+
+// Compact tells the log that a snapshot up to offset is durable in SnapshotDir: the log drops what
+// comes before it, except the catch-up tail. It does not wait.
+func (l *Log) Compact(offset uint64) {
+	select {
+	case l.compactc <- offset:
+	case <-l.donec:
+	}
 }
 
 func (l *Log) run() {
@@ -309,6 +368,20 @@ func (l *Log) run() {
 			}
 		case ch := <-l.statusc:
 			ch <- l.status()
+		case offset := <-l.compactc:
+			if err := l.replica.Compact(offset, l.cfg.CatchUpEntries, l.voters); err != nil {
+				l.failMu.Lock()
+				l.failed = fmt.Errorf("compact the metadata log after the snapshot at offset %d: %w", offset, err)
+				l.failMu.Unlock()
+				l.log.Error("metadata log stopped", "err", l.failed)
+				return
+			}
+			l.log.Info("metadata log compacted after a snapshot", "snapshot_offset", offset, "log_start", l.FirstOffset())
+		case f := <-l.fetchedc:
+			l.fetching = SnapshotMark{}
+			if f.image != nil {
+				l.fetched = &f
+			}
 		}
 		if err := l.process(waiting); err != nil {
 			l.failMu.Lock()
@@ -341,6 +414,9 @@ func (l *Log) step(m *raftpb.Message) {
 	from := m.GetFrom()
 	if t := m.GetType(); t == raftpb.MsgAppResp || t == raftpb.MsgHeartbeatResp {
 		l.lastFetch[from] = time.Now()
+	}
+	if m.GetType() == raftpb.MsgSnap && !l.snapshotReady(m) {
+		return // the leader offers it again at its next heartbeat
 	}
 	if err := l.replica.Step(m); err != nil {
 		return // a message for a stale term or from an unknown peer; Raft has already ignored it
@@ -393,6 +469,14 @@ func (l *Log) process(accepted []appendRequest) error {
 	l.send(out.Messages)
 
 	var ev Event
+	if out.Restored != nil {
+		img, err := l.restoredImage(*out.Restored)
+		if err != nil {
+			return err
+		}
+		ev.Restored = img
+		l.commit = max(l.commit, img.Offset)
+	}
 	if out.LeaderChanged {
 		ev.Leader = &LeaderChange{Leader: out.Leader, Epoch: out.Epoch}
 		l.log.Info("metadata quorum leader changed", "leader", out.Leader, "epoch", out.Epoch)
@@ -418,12 +502,12 @@ func (l *Log) process(accepted []appendRequest) error {
 		}
 		l.commit = e.Offset
 	}
-	if ev.Leader != nil || len(out.Committed) > 0 {
+	if ev.Leader != nil || ev.Restored != nil || len(out.Committed) > 0 {
 		ev.Committed = out.Committed
 		ev.HighWatermark = l.commit
 		l.events.push(ev)
 	}
-	if len(out.Committed) > 0 {
+	if ev.Restored != nil || len(out.Committed) > 0 {
 		l.publishCommit(l.commit)
 	}
 	return nil

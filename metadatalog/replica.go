@@ -72,6 +72,9 @@ type Output struct {
 	LeaderChanged bool
 	// LastIndex is this replica's log end after the step.
 	LastIndex uint64
+	// Restored, when set, is a snapshot received from the leader that now replaces everything this
+	// replica held up to its offset: the state machine must load it before applying Committed.
+	Restored *SnapshotMark
 }
 
 // staticVoters reports the configured quorum as Raft's configuration, whatever the stored snapshot says:
@@ -227,8 +230,15 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 			onProposed(out.Proposed, r.term)
 		}
 	}
-	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
-		return out, errors.New("received a Raft snapshot; snapshot transfer is not supported by this version")
+	restored := rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot)
+	if restored {
+		// The snapshot file is already durable (the caller lets a snapshot message through only once
+		// it holds the file), so the marker can go first, before the hard state that commits it.
+		meta := rd.Snapshot.GetMetadata()
+		if err := r.disk.SaveSnapshot(meta.GetIndex(), meta.GetTerm(), meta.GetConfState().GetVoters()); err != nil {
+			return out, fmt.Errorf("persist raft snapshot marker: %w", err)
+		}
+		out.Restored = &SnapshotMark{Offset: meta.GetIndex(), Epoch: meta.GetTerm()}
 	}
 	sentEarly := false
 	if r.early != nil && r.state == raft.StateLeader && len(rd.Messages) > 0 {
@@ -237,6 +247,15 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 	}
 	if err := r.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 		return out, fmt.Errorf("persist raft state: %w", err)
+	}
+	if restored {
+		if err := r.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			return out, fmt.Errorf("install raft snapshot: %w", err)
+		}
+		// Nothing before the snapshot is needed any more, on disk either.
+		if err := r.disk.Release(out.Restored.Offset + 1); err != nil {
+			return out, fmt.Errorf("release the log before the snapshot: %w", err)
+		}
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		if err := r.storage.SetHardState(rd.HardState); err != nil {
@@ -262,8 +281,50 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 		}
 	}
 	r.rn.Advance(rd)
+	for _, m := range rd.Messages {
+		if m.GetType() == raftpb.MsgSnap {
+			// A snapshot message carries only the snapshot's offset and epoch; the follower fetches the
+			// file itself, in chunks, and takes the message only once it holds it. Reporting the send as
+			// failed puts the follower back into probing, so the leader offers the snapshot again at the
+			// next heartbeat until the follower acknowledges it.
+			r.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+		}
+	}
 	out.Leader, out.Epoch, out.LastIndex = r.lead, r.term, r.LastIndex()
 	return out, nil
+}
+
+// Compact records that a snapshot of the log up to offset is durable (the caller has written the
+// file) and drops from memory and disk the entries up to offset - keep: the last keep entries before
+// the snapshot stay, so a follower a little behind catches up from the log, not the snapshot. offset
+// must be applied. It does nothing for a snapshot older than the one the replica already holds.
+func (r *Replica) Compact(offset, keep uint64, voters []uint64) error {
+	term, err := r.storage.Term(offset)
+	if errors.Is(err, raft.ErrCompacted) || errors.Is(err, raft.ErrUnavailable) {
+		return nil // a newer snapshot (received from the leader) already covers it
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := r.storage.CreateSnapshot(offset, &raftpb.ConfState{Voters: voters}, nil); errors.Is(err, raft.ErrSnapOutOfDate) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := r.disk.SaveSnapshot(offset, term, voters); err != nil {
+		return fmt.Errorf("persist snapshot marker: %w", err)
+	}
+	if offset <= keep {
+		return nil
+	}
+	upTo := offset - keep
+	if first, _ := r.storage.FirstIndex(); upTo < first {
+		return nil
+	}
+	if err := r.storage.Compact(upTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	return r.disk.Release(upTo + 1)
 }
 
 // quietRaftLogger keeps Raft's chatter (every vote and term change) out of the node's log; the Log

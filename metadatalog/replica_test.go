@@ -10,6 +10,8 @@ import (
 type nopDisk struct{}
 
 func (nopDisk) Save(*raftpb.HardState, []*raftpb.Entry, bool) error { return nil }
+func (nopDisk) SaveSnapshot(uint64, uint64, []uint64) error         { return nil }
+func (nopDisk) Release(uint64) error                                { return nil }
 func (nopDisk) Close() error                                        { return nil }
 
 // A crash inside one WAL write can keep entries of a new term and lose the hard state that raised

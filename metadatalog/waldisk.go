@@ -24,6 +24,11 @@ type Disk interface {
 	// Save records hs (when not empty) and ents. mustSync says whether Raft needs them on stable storage
 	// before continuing; an implementation may sync more often, never less.
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry, mustSync bool) error
+	// SaveSnapshot durably records that the log up to index (in epoch term) is held by a snapshot
+	// file, which the caller has already made durable: a restart may then start from that snapshot.
+	SaveSnapshot(index, term uint64, voters []uint64) error
+	// Release says that entries before index are no longer needed: the disk may drop them.
+	Release(index uint64) error
 	Close() error
 }
 
@@ -36,13 +41,29 @@ type WALDisk struct {
 // ErrCorruptLog marks a log that cannot be trusted; the node must stop rather than serve from it.
 var ErrCorruptLog = errors.New("corrupt metadata log")
 
-// OpenWAL opens (creating on first use) the WAL in dir and replays it into a fresh MemoryStorage.
-// A tail torn by a crash in the last segment is cut back to the last complete entry, as etcd does; damage
-// anywhere else is ErrCorruptLog with the file named, because silently truncating the middle of a log would
-// lose entries this node may already have acknowledged.
+// SnapshotMark names the snapshot a WAL is opened at: the log up to Offset (in Epoch) is in the
+// snapshot file, and the WAL is read from the entries after it.
+type SnapshotMark struct {
+	Offset, Epoch uint64
+}
+
+// OpenWAL opens (creating on first use) the WAL in dir and replays it into a fresh MemoryStorage, from
+// the beginning of the log.
 func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
+	return OpenWALAt(dir, SnapshotMark{}, nil)
+}
+
+// OpenWALAt opens the WAL in dir at the snapshot marker mark (the zero mark is the beginning of the log)
+// and replays what follows it into a fresh MemoryStorage, which starts with a snapshot of the given
+// voters at mark. A tail torn by a crash in the last segment is cut back to the last complete entry, as
+// etcd does; damage anywhere else is ErrCorruptLog with the file named, because silently truncating
+// the middle of a log would lose entries this node may already have acknowledged.
+func OpenWALAt(dir string, mark SnapshotMark, voters []uint64) (*WALDisk, *raft.MemoryStorage, error) {
 	lg := zap.NewNop()
 	if !wal.Exist(dir) {
+		if mark.Offset > 0 {
+			return nil, nil, fmt.Errorf("%w: %s holds no WAL, but a snapshot at offset %d needs one", ErrCorruptLog, dir, mark.Offset)
+		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return nil, nil, fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
 		}
@@ -54,9 +75,13 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 			return nil, nil, fmt.Errorf("close new WAL in %s: %w", dir, err)
 		}
 	}
+	start := &walpb.Snapshot{}
+	if mark.Offset > 0 {
+		start = &walpb.Snapshot{Index: new(mark.Offset), Term: new(mark.Epoch)}
+	}
 	repaired := false
 	for {
-		w, err := wal.Open(lg, dir, &walpb.Snapshot{})
+		w, err := wal.Open(lg, dir, start)
 		if errors.Is(err, fileutil.ErrLocked) {
 			return nil, nil, fmt.Errorf("the WAL in %s is in use by another process: is another kraftd running on this metadata.log.dir?", dir)
 		}
@@ -76,6 +101,22 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 			return nil, nil, fmt.Errorf("%w: %s: %v; the node cannot start from this log: restore the directory, or wipe and re-format it so the node rejoins from its peers", ErrCorruptLog, dir, err)
 		}
 		ms := raft.NewMemoryStorage()
+		if mark.Offset > 0 {
+			snap := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: new(mark.Offset), Term: new(mark.Epoch), ConfState: &raftpb.ConfState{Voters: voters}}}
+			if err := ms.ApplySnapshot(snap); err != nil {
+				w.Close()
+				return nil, nil, err
+			}
+			// The snapshot is committed by definition, and its epoch was current when it was taken; a
+			// crash between the marker and the next hard state can leave an older one on disk.
+			if hs.GetCommit() < mark.Offset || hs.GetTerm() < mark.Epoch {
+				term, vote := hs.GetTerm(), hs.GetVote()
+				if term < mark.Epoch {
+					term, vote = mark.Epoch, 0
+				}
+				hs = &raftpb.HardState{Term: new(term), Vote: new(vote), Commit: new(max(hs.GetCommit(), mark.Offset))}
+			}
+		}
 		if err := ms.SetHardState(hs); err != nil {
 			w.Close()
 			return nil, nil, err
@@ -86,6 +127,68 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 		}
 		return &WALDisk{w: w, dir: dir}, ms, nil
 	}
+}
+
+// SnapshotMarks lists the snapshot markers the WAL in dir holds, oldest first, without opening it for
+// writing: the snapshots a restart can start from.
+func SnapshotMarks(dir string) ([]SnapshotMark, error) {
+	if !wal.Exist(dir) {
+		return nil, nil
+	}
+	snaps, err := wal.ValidSnapshotEntries(zap.NewNop(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WAL in %s: %v", ErrCorruptLog, dir, err)
+	}
+	out := make([]SnapshotMark, 0, len(snaps))
+	for _, s := range snaps {
+		out = append(out, SnapshotMark{Offset: s.GetIndex(), Epoch: s.GetTerm()})
+	}
+	return out, nil
+}
+
+// walFirstOffset is the first offset the oldest WAL segment in dir may hold: 0 while the log still
+// starts at the beginning.
+func walFirstOffset(dir string) (uint64, error) {
+	segs, err := walSegments(dir)
+	if err != nil || len(segs) == 0 {
+		return 0, err
+	}
+	return segs[0].first, nil
+}
+
+type segmentFile struct {
+	path  string
+	first uint64 // the first offset the segment may hold
+}
+
+// walSegments lists dir's segments in order, with the first offset each may hold (from its name).
+func walSegments(dir string) ([]segmentFile, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	out := make([]segmentFile, 0, len(paths))
+	for _, p := range paths {
+		var seq, first uint64
+		if _, err := fmt.Sscanf(filepath.Base(p), "%016x-%016x.wal", &seq, &first); err != nil {
+			return nil, fmt.Errorf("%w: %s is not named like a WAL segment", ErrCorruptLog, p)
+		}
+		out = append(out, segmentFile{path: p, first: first})
+	}
+	return out, nil
+}
+
+// WALBytes is what the WAL in dir takes on disk.
+func WALBytes(dir string) int64 {
+	segs, _ := walSegments(dir)
+	var n int64
+	for _, s := range segs {
+		if fi, err := os.Stat(s.path); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // repairTornTail cuts a record torn by a crash off the end of the newest segment, the only place a
@@ -193,5 +296,51 @@ func (d *WALDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry, _ bool) error
 	return d.w.Save(hs, ents)
 }
 
+// SaveSnapshot implements Disk with a WAL snapshot marker, which OpenWALAt can start from.
+func (d *WALDisk) SaveSnapshot(index, term uint64, voters []uint64) error {
+	return d.w.SaveSnapshot(&walpb.Snapshot{Index: new(index), Term: new(term), ConfState: &raftpb.ConfState{Voters: voters}})
+}
+
+// Release implements Disk: it unlocks and deletes the segments that hold only entries before index.
+// The newest segment is never deleted, and neither is one that a later segment does not follow.
+func (d *WALDisk) Release(index uint64) error {
+	if err := d.w.ReleaseLockTo(index); err != nil {
+		return err
+	}
+	segs, err := walSegments(d.dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for i := 0; i+1 < len(segs) && segs[i+1].first <= index; i++ {
+		if err := os.Remove(segs[i].path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("release WAL segment: %w", err)
+		}
+		removed = true
+	}
+	if removed {
+		return syncDirPath(d.dir)
+	}
+	return nil
+}
+
+func syncDirPath(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 // Close releases the WAL's file locks.
 func (d *WALDisk) Close() error { return d.w.Close() }
+
+// SetSegmentBytes sets the size at which WAL segments are cut (metadata.log.segment.bytes). The log
+// is released in whole segments, so a smaller size trims it sooner. It is process-wide, as etcd's WAL
+// keeps it, so call it once at start, before any log opens.
+func SetSegmentBytes(n int64) {
+	if n > 0 {
+		wal.SegmentSizeBytes = n
+	}
+}

@@ -88,7 +88,8 @@ func List(dir string) ([]Info, error) {
 }
 
 // PartFiles returns the paths of the unfinished snapshots in dir: the .part files a crash during
-// Write can leave. Nothing reads them; a node removes them at start.
+// Write can leave, and the .fetch.part files of unfinished downloads. Nothing reads them; a node
+// removes them at start.
 func PartFiles(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -100,6 +101,7 @@ func PartFiles(dir string) ([]string, error) {
 	var out []string
 	for _, e := range entries {
 		name, isPart := strings.CutSuffix(e.Name(), partSuffix)
+		name = strings.TrimSuffix(name, ".fetch")
 		if _, _, ok := ParseFileName(name); isPart && ok {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}

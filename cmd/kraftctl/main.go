@@ -22,6 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand(), topicsCommand(), configsCommand(), logCommand())
+	root.AddCommand(shellCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kraftctl:", err)
 		var cerr *config.Error

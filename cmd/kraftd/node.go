@@ -112,9 +112,10 @@ func (n *node) startController(cfg *config.Config, mp metadatalog.MetaProperties
 	for id, addr := range voters {
 		raftVoters[uint64(id)] = addr
 	}
+	metadatalog.SetSegmentBytes(cfg.SegmentBytes)
 	mlog, err := metadatalog.OpenLog(metadatalog.LogConfig{
 		NodeID: uint64(cfg.NodeID), ClusterID: mp.ClusterID, Voters: raftVoters, Dir: cfg.MetadataLogDir,
-		ElectionTimeout: cfg.ElectionTimeout, Logger: n.logger,
+		ElectionTimeout: cfg.ElectionTimeout, CatchUpEntries: uint64(cfg.SnapshotCatchUpEntries), Logger: n.logger,
 	})
 	if err != nil {
 		return err
@@ -123,7 +124,7 @@ func (n *node) startController(cfg *config.Config, mp metadatalog.MetaProperties
 	n.controller = controller.New(controller.Config{
 		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Voters: voters, Log: mlog,
 		Bootstrap: bootstrap, SessionTimeout: cfg.BrokerSessionTimeout, MaxPartitionsPerRequest: int(cfg.MaxPartitionsPerRequest),
-		Logger: n.logger, OnFatal: n.fail,
+		SnapshotPolicy: snapshotPolicy(cfg), Logger: n.logger, OnFatal: n.fail,
 	})
 	n.controllerServer = kafkaserver.Serve(kafkaserver.Options{
 		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(), DecorateApiVersions: n.controller.DecorateApiVersions,
@@ -151,7 +152,8 @@ func (n *node) startBroker(cfg *config.Config, mp metadatalog.MetaProperties, vo
 	}
 	n.broker = broker.New(broker.Config{
 		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Controllers: voters, Listeners: advertised, Rack: cfg.Rack,
-		HeartbeatInterval: cfg.BrokerHeartbeatInterval, SessionTimeout: cfg.BrokerSessionTimeout, Logger: n.logger,
+		HeartbeatInterval: cfg.BrokerHeartbeatInterval, SessionTimeout: cfg.BrokerSessionTimeout,
+		Dir: cfg.MetadataLogDir, SnapshotPolicy: snapshotPolicy(cfg), Logger: n.logger,
 	})
 	for _, l := range cfg.BrokerListeners() {
 		n.brokerServers = append(n.brokerServers, kafkaserver.Serve(kafkaserver.Options{
@@ -165,6 +167,14 @@ func (n *node) startBroker(cfg *config.Config, mp metadatalog.MetaProperties, vo
 			n.fail(err)
 		}
 	}()
+}
+
+// snapshotPolicy is the snapshot and retention settings every role of the node shares.
+func snapshotPolicy(cfg *config.Config) metadatalog.SnapshotPolicy {
+	return metadatalog.SnapshotPolicy{
+		MaxBytes: cfg.SnapshotMaxBytes, MaxInterval: cfg.SnapshotInterval,
+		RetentionBytes: cfg.RetentionBytes, RetentionTime: cfg.RetentionTime,
+	}
 }
 
 func (n *node) fail(err error) {

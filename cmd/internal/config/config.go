@@ -49,6 +49,12 @@ const (
 	// 10,000 records and refuses the rest). It bounds the partitions one CreateTopics or
 	// CreatePartitions request may create, so one request cannot grow the image without limit.
 	KeyMaxPartitionsPerRequest = "max.partitions.per.request"
+	// KeySnapshotCatchUpEntries is ours (etcd's snapshot-catchup-entries): how many entries before a
+	// snapshot a controller keeps in its log, so a follower a little behind catches up from the log.
+	KeySnapshotCatchUpEntries = "metadata.log.snapshot.catchup.entries"
+	// KeySegmentBytes is Kafka's key for the size of one log segment. Ours is etcd's WAL segment,
+	// preallocated, so the default is 64 MiB, not Kafka's 1 GiB; the log is released in whole segments.
+	KeySegmentBytes = "metadata.log.segment.bytes"
 )
 
 const (
@@ -94,6 +100,8 @@ var keySpecs = map[string]keySpec{
 	KeySocketRequestMaxBytes:     {def: "104857600"},
 	KeyBrokerRack:                {},
 	KeyMaxPartitionsPerRequest:   {def: "100000"},
+	KeySnapshotCatchUpEntries:    {def: "5000"},
+	KeySegmentBytes:              {def: "67108864"},
 }
 
 // KnownKeys returns every accepted key, sorted. The slice is a fresh copy.
@@ -152,6 +160,8 @@ type Config struct {
 	RetentionTime                                 time.Duration
 	SocketRequestMaxBytes                         int32
 	MaxPartitionsPerRequest                       int32
+	SnapshotCatchUpEntries                        int64
+	SegmentBytes                                  int64
 }
 
 // IsController reports whether process.roles includes controller.

@@ -109,6 +109,8 @@ func TestDefaults(t *testing.T) {
 		RetentionTime:           7 * 24 * time.Hour,
 		SocketRequestMaxBytes:   104857600,
 		MaxPartitionsPerRequest: 100000,
+		SnapshotCatchUpEntries:  5000,
+		SegmentBytes:            64 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("embedded default:\n got %+v\nwant %+v", c, want)
@@ -123,7 +125,7 @@ func TestDefaults(t *testing.T) {
 
 func TestKnownKeys(t *testing.T) {
 	keys := KnownKeys()
-	if len(keys) != 21 || keys[0] != "advertised.listeners" || !slices.Contains(keys, "max.partitions.per.request") {
+	if len(keys) != 23 || keys[0] != "advertised.listeners" || !slices.Contains(keys, "max.partitions.per.request") {
 		t.Errorf("KnownKeys() = %v", keys)
 	}
 }
@@ -462,6 +464,12 @@ func TestErrors(t *testing.T) {
 			wantKey: "max.partitions.per.request", want: []string{`"0"`, "out of range"}},
 		{name: "partitions per request not a number", set: map[string]string{"max.partitions.per.request": "lots"},
 			wantKey: "max.partitions.per.request", want: []string{`"lots"`, "whole number of partitions"}},
+		{name: "catch-up entries zero", set: map[string]string{"metadata.log.snapshot.catchup.entries": "0"},
+			wantKey: "metadata.log.snapshot.catchup.entries", want: []string{`"0"`, "out of range"}},
+		{name: "segment below 1 MiB", set: map[string]string{"metadata.log.segment.bytes": "65536"},
+			wantKey: "metadata.log.segment.bytes", want: []string{`"65536"`, "minimum of 1048576"}},
+		{name: "segment over 1 GiB", set: map[string]string{"metadata.log.segment.bytes": "2147483648"},
+			wantKey: "metadata.log.segment.bytes", want: []string{`"2147483648"`, "out of range"}},
 		{name: "session not above heartbeat", set: map[string]string{"broker.session.timeout.ms": "2000"},
 			wantKey: "broker.session.timeout.ms", want: []string{`"2000"`, "broker.heartbeat.interval.ms=2000"}},
 

@@ -352,6 +352,9 @@ func (r *resolved) positive(key string, max int64, unit string) (int64, error) {
 	return n, nil
 }
 
+// minSegmentBytes keeps a WAL segment larger than any one batch of ours is likely to be.
+const minSegmentBytes = 1 << 20
+
 func parseNumbers(r *resolved, c *Config) error {
 	durations := []struct {
 		key string
@@ -394,6 +397,15 @@ func parseNumbers(r *resolved, c *Config) error {
 		return err
 	}
 	c.MaxPartitionsPerRequest = int32(n)
+	if c.SnapshotCatchUpEntries, err = r.positive(KeySnapshotCatchUpEntries, math.MaxInt32, "entries"); err != nil {
+		return err
+	}
+	if c.SegmentBytes, err = r.positive(KeySegmentBytes, 1<<30, "bytes"); err != nil {
+		return err
+	}
+	if c.SegmentBytes < minSegmentBytes {
+		return errf(KeySegmentBytes, "%s is below the minimum of %d bytes (1 MiB)", r.get(KeySegmentBytes).describe(), minSegmentBytes)
+	}
 
 	// A session that expires before the next heartbeat is due would fence
 	// every healthy broker.
