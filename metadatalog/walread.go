@@ -83,15 +83,14 @@ func ReadWAL(dir string) (_ WALContents, err error) {
 // walStart picks the snapshot marker to read from: none when the first segment still starts at the
 // beginning of the log, otherwise the oldest marker at or after the first segment's start.
 func walStart(lg *zap.Logger, dir string) (*walpb.Snapshot, error) {
-	segs, err := filepath.Glob(filepath.Join(dir, "*.wal"))
-	if err != nil || len(segs) == 0 {
+	segs, err := walSegments(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
 		return nil, fmt.Errorf("%s holds no WAL segments (*.wal)", dir)
 	}
-	sort.Strings(segs)
-	var seq, first uint64
-	if _, err := fmt.Sscanf(filepath.Base(segs[0]), "%016x-%016x.wal", &seq, &first); err != nil {
-		return nil, fmt.Errorf("%w: %s is not named like a WAL segment", ErrCorruptLog, segs[0])
-	}
+	first := segs[0].first
 	if first == 0 {
 		return &walpb.Snapshot{}, nil
 	}

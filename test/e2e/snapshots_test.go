@@ -139,4 +139,10 @@ func TestSnapshotsTrimTheLogAndCatchNodesUp(t *testing.T) {
 	if len(ls) < len(names)/2 || !containsString(ls, "snap-000") {
 		t.Fatalf("shell ls /image/topics/byName on %s: %d names (%v...), want the topics", newest, len(ls), ls[:min(3, len(ls))])
 	}
+	// Against the live cluster the shell reads the log as a broker does: the log's start is gone, so it
+	// downloads the snapshot first.
+	shellOut := runCtlOK(t, "shell", "--bootstrap-server", bc.addrs[broker], "-c", "ls /image/topics/byName; cat /image/provenance")
+	if !strings.Contains(shellOut, "snap-299") || !strings.Contains(shellOut, `"snapshot"`) {
+		t.Fatalf("shell against the cluster lists no snap-299 or started from no snapshot:\n%.800s", shellOut)
+	}
 }
