@@ -173,7 +173,7 @@ func (b *Broker) catchUpFromSnapshot(c *snapshotCatchUp, id int32, img *metadata
 	if b.snapshotter != nil {
 		b.snapshotter.Loaded(next.Offset, time.Now())
 	}
-	if err := metadatalog.ApplyRetention(dir, b.cfg.SnapshotPolicy, 0, time.Now(), b.log); err != nil {
+	if err := metadatalog.ApplyRetention(dir, b.cfg.SnapshotPolicy, 0, next.Offset, time.Now(), b.log); err != nil {
 		b.log.Warn("snapshot retention failed", "err", err)
 	}
 	return catchUpDone

@@ -129,7 +129,7 @@ type Log struct {
 	voters  []uint64
 
 	propc    chan appendRequest
-	compactc chan uint64
+	compactc chan compactRequest
 	fetchedc chan fetchedSnapshot
 	recvc    chan *raftpb.Message
 	unreachc chan uint64
@@ -191,7 +191,7 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	}
 	l := &Log{
 		cfg: cfg, log: cfg.Logger, disk: disk, storage: storage, initial: start.image, voters: voters,
-		propc: make(chan appendRequest, 1024), compactc: make(chan uint64, 4), fetchedc: make(chan fetchedSnapshot, 1),
+		propc: make(chan appendRequest, 1024), compactc: make(chan compactRequest, 4), fetchedc: make(chan fetchedSnapshot, 1),
 		recvc:    make(chan *raftpb.Message, 4096),
 		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
@@ -324,13 +324,26 @@ func (l *Log) SnapshotDir() string { return SnapshotDir(l.cfg.Dir) }
 // Voters are the quorum's voter ids, sorted, as a snapshot records them.
 func (l *Log) Voters() []uint64 { return slices.Clone(l.voters) }
 
-// Compact tells the log that a snapshot up to offset is durable in SnapshotDir: the log drops what
-// comes before it, except the catch-up tail. It does not wait.
+// Compact tells the log that a snapshot up to offset is durable in SnapshotDir: the log records its
+// marker and drops what comes before it, except the catch-up tail. It returns once that is done (or
+// the log has stopped), so older snapshots may be removed only after it: until the marker is in the
+// log, a restart cannot use the new snapshot.
 func (l *Log) Compact(offset uint64) {
+	done := make(chan struct{})
 	select {
-	case l.compactc <- offset:
+	case l.compactc <- compactRequest{offset: offset, done: done}:
+	case <-l.donec:
+		return
+	}
+	select {
+	case <-done:
 	case <-l.donec:
 	}
+}
+
+type compactRequest struct {
+	offset uint64
+	done   chan struct{}
 }
 
 func (l *Log) run() {
@@ -368,8 +381,11 @@ func (l *Log) run() {
 			}
 		case ch := <-l.statusc:
 			ch <- l.status()
-		case offset := <-l.compactc:
-			if err := l.replica.Compact(offset, l.cfg.CatchUpEntries, l.voters); err != nil {
+		case req := <-l.compactc:
+			offset := req.offset
+			err := l.replica.Compact(offset, l.cfg.CatchUpEntries, l.voters)
+			close(req.done)
+			if err != nil {
 				l.failMu.Lock()
 				l.failed = fmt.Errorf("compact the metadata log after the snapshot at offset %d: %w", offset, err)
 				l.failMu.Unlock()

@@ -245,15 +245,19 @@ func (r *Replica) Process(onProposed func(offsets []uint64, epoch uint64)) (Outp
 		r.early(rd.Messages)
 		sentEarly = true
 	}
-	if err := r.disk.Save(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+	// Installing a snapshot moves only the commit index, which Raft does not ask to sync; but the
+	// acknowledgement that follows promises the snapshot, and a restart trusts only a marker at or below
+	// the durable commit.
+	if err := r.disk.Save(rd.HardState, rd.Entries, rd.MustSync || restored); err != nil {
 		return out, fmt.Errorf("persist raft state: %w", err)
 	}
 	if restored {
 		if err := r.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			return out, fmt.Errorf("install raft snapshot: %w", err)
 		}
-		// Nothing before the snapshot is needed any more, on disk either.
-		if err := r.disk.Release(out.Restored.Offset + 1); err != nil {
+		// Nothing before the snapshot is needed any more, on disk either. Up to its offset only: the
+		// segment before one that starts right after the marker must stay for a restart to find it.
+		if err := r.disk.Release(out.Restored.Offset); err != nil {
 			return out, fmt.Errorf("release the log before the snapshot: %w", err)
 		}
 	}
@@ -324,7 +328,8 @@ func (r *Replica) Compact(offset, keep uint64, voters []uint64) error {
 	if err := r.storage.Compact(upTo); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
 	}
-	return r.disk.Release(upTo + 1)
+	// Never past the marker's offset, so its segment (and the one a restart opens at) stays.
+	return r.disk.Release(min(upTo+1, offset))
 }
 
 // quietRaftLogger keeps Raft's chatter (every vote and term change) out of the node's log; the Log

@@ -136,7 +136,7 @@ func (s *Snapshotter) write(img *Image, now time.Time) {
 	if s.cfg.Written != nil {
 		s.cfg.Written(h, path)
 	}
-	if err := ApplyRetention(s.cfg.Dir, s.cfg.Policy, s.logBytes(), time.Now(), s.log); err != nil {
+	if err := ApplyRetention(s.cfg.Dir, s.cfg.Policy, s.logBytes(), h.Offset, time.Now(), s.log); err != nil {
 		s.log.Warn("snapshot retention failed", "err", err)
 	}
 }
@@ -156,8 +156,9 @@ func (s *Snapshotter) Writing() bool { return s.busy.Load() }
 
 // ApplyRetention deletes the oldest snapshots in dir while the snapshots and logBytes together exceed
 // policy.RetentionBytes, or while the oldest is older than policy.RetentionTime. The newest snapshot is
-// always kept.
-func ApplyRetention(dir string, policy SnapshotPolicy, logBytes int64, now time.Time, log *slog.Logger) error {
+// always kept, and so is every snapshot at or after offset keepFrom: the caller's latest, which its
+// log may be about to depend on (and a newer one downloaded meanwhile).
+func ApplyRetention(dir string, policy SnapshotPolicy, logBytes int64, keepFrom uint64, now time.Time, log *slog.Logger) error {
 	snaps, err := snapshot.List(dir)
 	if err != nil {
 		return err
@@ -166,7 +167,7 @@ func ApplyRetention(dir string, policy SnapshotPolicy, logBytes int64, now time.
 	for _, s := range snaps {
 		total += s.Size
 	}
-	for len(snaps) > 1 {
+	for len(snaps) > 1 && snaps[0].Offset < keepFrom {
 		oldest := snaps[0]
 		tooBig := policy.RetentionBytes > 0 && total > policy.RetentionBytes
 		tooOld := policy.RetentionTime > 0 && now.Sub(oldest.ModTime) > policy.RetentionTime

@@ -132,12 +132,12 @@ func TestApplyRetention(t *testing.T) {
 		return out
 	}
 	// Within both limits: all kept.
-	if err := ApplyRetention(dir, SnapshotPolicy{RetentionBytes: 1 << 20, RetentionTime: time.Hour}, 0, now, log); err != nil || len(offsets()) != 3 {
+	if err := ApplyRetention(dir, SnapshotPolicy{RetentionBytes: 1 << 20, RetentionTime: time.Hour}, 0, 30, now, log); err != nil || len(offsets()) != 3 {
 		t.Fatalf("retention within limits: %v, kept %v", err, offsets())
 	}
 	// Over the byte limit by the log's size: the oldest goes.
 	total := sizes[0] + sizes[1] + sizes[2]
-	if err := ApplyRetention(dir, SnapshotPolicy{RetentionBytes: total}, 1, now, log); err != nil || len(offsets()) != 2 || offsets()[0] != 20 {
+	if err := ApplyRetention(dir, SnapshotPolicy{RetentionBytes: total}, 1, 30, now, log); err != nil || len(offsets()) != 2 || offsets()[0] != 20 {
 		t.Fatalf("retention over bytes: %v, kept %v; want [20 30]", err, offsets())
 	}
 	// Too old: everything but the newest goes, however old the newest is.
@@ -145,7 +145,11 @@ func TestApplyRetention(t *testing.T) {
 	for _, name := range []string{snapshot.FileName(20, 1), snapshot.FileName(30, 1)} {
 		os.Chtimes(filepath.Join(dir, name), old, old)
 	}
-	if err := ApplyRetention(dir, SnapshotPolicy{RetentionTime: time.Hour}, 0, now, log); err != nil || len(offsets()) != 1 || offsets()[0] != 30 {
+	// Nothing at or after keepFrom goes, even when the policy would have it go.
+	if err := ApplyRetention(dir, SnapshotPolicy{RetentionTime: time.Hour}, 0, 20, now, log); err != nil || len(offsets()) != 2 {
+		t.Fatalf("retention by age with keepFrom 20: %v, kept %v; want [20 30]", err, offsets())
+	}
+	if err := ApplyRetention(dir, SnapshotPolicy{RetentionTime: time.Hour}, 0, 30, now, log); err != nil || len(offsets()) != 1 || offsets()[0] != 30 {
 		t.Fatalf("retention by age: %v, kept %v; want [30]", err, offsets())
 	}
 }

@@ -36,6 +36,8 @@ type Disk interface {
 type WALDisk struct {
 	w   *wal.WAL
 	dir string
+	// saved is the last hard state written, as the WAL compares it to decide on an fsync.
+	saved *raftpb.HardState
 }
 
 // ErrCorruptLog marks a log that cannot be trusted; the node must stop rather than serve from it.
@@ -125,7 +127,7 @@ func OpenWALAt(dir string, mark SnapshotMark, voters []uint64) (*WALDisk, *raft.
 			w.Close()
 			return nil, nil, err
 		}
-		return &WALDisk{w: w, dir: dir}, ms, nil
+		return &WALDisk{w: w, dir: dir, saved: hs}, ms, nil
 	}
 }
 
@@ -288,12 +290,23 @@ func selfDescribedLength(b []byte) (int64, bool) {
 	return 0, false
 }
 
-// Save implements Disk; the WAL itself decides when Raft needs an fsync, which is at least as often as mustSync.
-func (d *WALDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry, _ bool) error {
+// Save implements Disk. The WAL fsyncs on its own when Raft's rule says so (new entries, a new term or
+// vote); a caller may need more, as after installing a snapshot, and then gets an extra fsync.
+func (d *WALDisk) Save(hs *raftpb.HardState, ents []*raftpb.Entry, mustSync bool) error {
 	if hs == nil {
 		hs = &raftpb.HardState{}
 	}
-	return d.w.Save(hs, ents)
+	walSyncs := raft.MustSync(hs, d.saved, len(ents))
+	if err := d.w.Save(hs, ents); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(hs) {
+		d.saved = hs
+	}
+	if mustSync && !walSyncs {
+		return d.w.Sync()
+	}
+	return nil
 }
 
 // SaveSnapshot implements Disk with a WAL snapshot marker, which OpenWALAt can start from.
