@@ -62,6 +62,10 @@ type Image struct {
 	topicSeq     uint64               // the last Topic.seq handed out
 	configs      *iradix.Tree[string] // key: resource type ‖ resource name ‖ 0 ‖ config name
 	index        partitionIndex       // who is in which ISR and who leads what (partition_index.go)
+	acls         *iradix.Tree[*ACL]   // by id (acls.go)
+	aclCount     int
+	quotas       *iradix.Tree[float64] // by entity ‖ quota key (quotas.go)
+	quotaCount   int
 }
 
 // EmptyImage is the state before the first offset.
@@ -72,6 +76,8 @@ func EmptyImage() *Image {
 		topicsByID:   iradix.New[*Topic](),
 		topicsByName: iradix.New[[16]byte](),
 		configs:      iradix.New[string](),
+		acls:         iradix.New[*ACL](),
+		quotas:       iradix.New[float64](),
 	}
 }
 
@@ -216,13 +222,18 @@ type delta struct {
 	topicSeq     uint64
 	configs      *iradix.Txn[string]
 	index        *partitionIndexTxn
+	acls         *iradix.Txn[*ACL]
+	aclCount     int
+	quotas       *iradix.Txn[float64]
+	quotaCount   int
 	// last is the topic the previous partition record went to: a batch writes one topic's partitions
 	// together, so this saves a lookup per record.
 	last *Topic
 }
 
 func newDelta(base *Image) *delta {
-	return &delta{base: base, owner: &txnOwner{}, features: base.features, partitions: base.partitions, topicSeq: base.topicSeq}
+	return &delta{base: base, owner: &txnOwner{}, features: base.features, partitions: base.partitions, topicSeq: base.topicSeq,
+		aclCount: base.aclCount, quotaCount: base.quotaCount}
 }
 
 // Transactions are opened lazily: most batches touch one or two trees, and an unused Txn still costs.
@@ -271,6 +282,13 @@ func (d *delta) writableTopic(id [16]byte) (*Topic, bool) {
 func (d *delta) commit(offset, epoch uint64) *Image {
 	img := *d.base
 	img.Offset, img.Epoch, img.features, img.partitions, img.topicSeq = offset, epoch, d.features, d.partitions, d.topicSeq
+	img.aclCount, img.quotaCount = d.aclCount, d.quotaCount
+	if d.acls != nil {
+		img.acls = d.acls.CommitOnly()
+	}
+	if d.quotas != nil {
+		img.quotas = d.quotas.CommitOnly()
+	}
 	if d.brokers != nil {
 		img.brokers = d.brokers.CommitOnly()
 	}
@@ -307,6 +325,10 @@ func applyBool(cur bool, c metadatapb.BoolChange) bool {
 
 // apply folds one record into the delta and returns why it is impossible, or "".
 func (d *delta) apply(r *metadatapb.Record) string {
+	if need := RecordMinLevel(r); need > 1 && d.features[MetadataVersionFeature] < need {
+		v, _ := MetadataVersionByLevel(need)
+		return fmt.Sprintf("a %s at metadata.version %d; it needs %d (%s)", RecordTypeName(r), d.features[MetadataVersionFeature], need, v.Name)
+	}
 	switch rec := r.GetRecord().(type) {
 	case *metadatapb.Record_FeatureLevel:
 		f := rec.FeatureLevel
@@ -317,6 +339,15 @@ func (d *delta) apply(r *metadatapb.Record) string {
 			next[f.GetName()] = int16(f.GetFeatureLevel())
 		}
 		d.features = next
+		if f.GetName() == MetadataVersionFeature {
+			// A lower level must not be left holding what it cannot represent: an unsafe downgrade
+			// removes it, in the same batch, before it sets the level.
+			if lvl := next[MetadataVersionFeature]; lvl < aclsLevel && d.aclCount > 0 {
+				return fmt.Sprintf("metadata.version set to %d while %d ACLs remain", lvl, d.aclCount)
+			} else if lvl < quotasLevel && d.quotaCount > 0 {
+				return fmt.Sprintf("metadata.version set to %d while %d client quotas remain", lvl, d.quotaCount)
+			}
+		}
 	case *metadatapb.Record_RegisterBroker:
 		b := rec.RegisterBroker
 		d.brokerTxn().Insert(brokerKey(b.GetBrokerId()), &Broker{
@@ -449,6 +480,12 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		} else {
 			d.configTxn().Insert(key, c.GetValue())
 		}
+	case *metadatapb.Record_AccessControlEntry:
+		return d.addACL(rec.AccessControlEntry)
+	case *metadatapb.Record_RemoveAccessControlEntry:
+		return d.removeACL(rec.RemoveAccessControlEntry)
+	case *metadatapb.Record_ClientQuota:
+		return d.applyQuota(rec.ClientQuota)
 	case *metadatapb.Record_NoOp:
 	default:
 		return fmt.Sprintf("unknown record type %T", r.GetRecord())
@@ -457,7 +494,7 @@ func (d *delta) apply(r *metadatapb.Record) string {
 }
 
 // Records renders the image as the records that rebuild it, in a fixed order: features, brokers,
-// topics each followed by its partitions, then configs. Two images are equal exactly when their
+// topics each followed by its partitions, configs, ACLs, then client quotas. Two images are equal exactly when their
 // records are.
 func (img *Image) Records() []*metadatapb.Record {
 	var out []*metadatapb.Record
@@ -490,5 +527,14 @@ func (img *Image) Records() []*metadatapb.Record {
 		}}})
 		return false
 	})
+	img.acls.Root().Walk(func(_ []byte, a *ACL) bool {
+		out = append(out, a.record())
+		return false
+	})
+	for _, q := range img.ClientQuotas() {
+		for _, key := range slices.Sorted(maps.Keys(q.Values)) {
+			out = append(out, QuotaRecord(q.Entity, key, q.Values[key], false))
+		}
+	}
 	return out
 }

@@ -2,6 +2,8 @@ package metadatalog
 
 import (
 	"fmt"
+
+	"github.com/kraftgo/kraft/api/metadatapb"
 	"strconv"
 	"strings"
 )
@@ -65,4 +67,30 @@ func MetadataVersionByLevel(level int16) (MetadataVersion, bool) {
 		}
 	}
 	return MetadataVersion{}, false
+}
+
+// The levels that ACL and client-quota records need (DESIGN.md's table).
+const (
+	aclsLevel   = 3
+	quotasLevel = 4
+)
+
+// RecordMinLevel is the lowest metadata.version at which r may be written: the image refuses it
+// below, so no controller can write it and no log can hold it there.
+func RecordMinLevel(r *metadatapb.Record) int16 {
+	switch r.GetRecord().(type) {
+	case *metadatapb.Record_AccessControlEntry, *metadatapb.Record_RemoveAccessControlEntry:
+		return aclsLevel
+	case *metadatapb.Record_ClientQuota:
+		return quotasLevel
+	}
+	return MinMetadataVersion.Level
+}
+
+// RecordTypeName is a record's type as Kafka names it, "TopicRecord" for instance.
+func RecordTypeName(r *metadatapb.Record) string {
+	if r.GetRecord() == nil {
+		return "record without a type"
+	}
+	return string(r.ProtoReflect().WhichOneof(r.ProtoReflect().Descriptor().Oneofs().ByName("record")).Message().Name())
 }

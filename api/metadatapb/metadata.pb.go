@@ -192,6 +192,9 @@ type Record struct {
 	//	*Record_Config
 	//	*Record_FeatureLevel
 	//	*Record_NoOp
+	//	*Record_AccessControlEntry
+	//	*Record_RemoveAccessControlEntry
+	//	*Record_ClientQuota
 	Record        isRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -324,6 +327,33 @@ func (x *Record) GetNoOp() *NoOpRecord {
 	return nil
 }
 
+func (x *Record) GetAccessControlEntry() *AccessControlEntryRecord {
+	if x != nil {
+		if x, ok := x.Record.(*Record_AccessControlEntry); ok {
+			return x.AccessControlEntry
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetRemoveAccessControlEntry() *RemoveAccessControlEntryRecord {
+	if x != nil {
+		if x, ok := x.Record.(*Record_RemoveAccessControlEntry); ok {
+			return x.RemoveAccessControlEntry
+		}
+	}
+	return nil
+}
+
+func (x *Record) GetClientQuota() *ClientQuotaRecord {
+	if x != nil {
+		if x, ok := x.Record.(*Record_ClientQuota); ok {
+			return x.ClientQuota
+		}
+	}
+	return nil
+}
+
 type isRecord_Record interface {
 	isRecord_Record()
 }
@@ -368,6 +398,20 @@ type Record_NoOp struct {
 	NoOp *NoOpRecord `protobuf:"bytes,10,opt,name=no_op,json=noOp,proto3,oneof"`
 }
 
+type Record_AccessControlEntry struct {
+	// From metadata.version 3 (1.1-IV0).
+	AccessControlEntry *AccessControlEntryRecord `protobuf:"bytes,11,opt,name=access_control_entry,json=accessControlEntry,proto3,oneof"`
+}
+
+type Record_RemoveAccessControlEntry struct {
+	RemoveAccessControlEntry *RemoveAccessControlEntryRecord `protobuf:"bytes,12,opt,name=remove_access_control_entry,json=removeAccessControlEntry,proto3,oneof"`
+}
+
+type Record_ClientQuota struct {
+	// From metadata.version 4 (1.1-IV1).
+	ClientQuota *ClientQuotaRecord `protobuf:"bytes,13,opt,name=client_quota,json=clientQuota,proto3,oneof"`
+}
+
 func (*Record_RegisterBroker) isRecord_Record() {}
 
 func (*Record_BrokerRegistrationChange) isRecord_Record() {}
@@ -387,6 +431,12 @@ func (*Record_Config) isRecord_Record() {}
 func (*Record_FeatureLevel) isRecord_Record() {}
 
 func (*Record_NoOp) isRecord_Record() {}
+
+func (*Record_AccessControlEntry) isRecord_Record() {}
+
+func (*Record_RemoveAccessControlEntry) isRecord_Record() {}
+
+func (*Record_ClientQuota) isRecord_Record() {}
 
 type Endpoint struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -1245,6 +1295,225 @@ func (*NoOpRecord) Descriptor() ([]byte, []int) {
 	return file_metadata_proto_rawDescGZIP(), []int{14}
 }
 
+// AccessControlEntryRecord adds one ACL binding, as Kafka's record of that name does. The enums use
+// Kafka's codes: resource type (TOPIC 2, GROUP 3, CLUSTER 4, TRANSACTIONAL_ID 5, DELEGATION_TOKEN 6,
+// USER 7), pattern type (LITERAL 3, PREFIXED 4), operation (ALL 2 … DESCRIBE_TOKENS 14) and permission
+// (DENY 2, ALLOW 3).
+type AccessControlEntryRecord struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // 16 bytes, unique among the cluster's ACLs
+	ResourceType   int32                  `protobuf:"varint,2,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName   string                 `protobuf:"bytes,3,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType    int32                  `protobuf:"varint,4,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	Principal      string                 `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	Host           string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
+	Operation      int32                  `protobuf:"varint,7,opt,name=operation,proto3" json:"operation,omitempty"`
+	PermissionType int32                  `protobuf:"varint,8,opt,name=permission_type,json=permissionType,proto3" json:"permission_type,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *AccessControlEntryRecord) Reset() {
+	*x = AccessControlEntryRecord{}
+	mi := &file_metadata_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessControlEntryRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessControlEntryRecord) ProtoMessage() {}
+
+func (x *AccessControlEntryRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessControlEntryRecord.ProtoReflect.Descriptor instead.
+func (*AccessControlEntryRecord) Descriptor() ([]byte, []int) {
+	return file_metadata_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AccessControlEntryRecord) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *AccessControlEntryRecord) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *AccessControlEntryRecord) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *AccessControlEntryRecord) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *AccessControlEntryRecord) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *AccessControlEntryRecord) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AccessControlEntryRecord) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *AccessControlEntryRecord) GetPermissionType() int32 {
+	if x != nil {
+		return x.PermissionType
+	}
+	return 0
+}
+
+type RemoveAccessControlEntryRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAccessControlEntryRecord) Reset() {
+	*x = RemoveAccessControlEntryRecord{}
+	mi := &file_metadata_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAccessControlEntryRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAccessControlEntryRecord) ProtoMessage() {}
+
+func (x *RemoveAccessControlEntryRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAccessControlEntryRecord.ProtoReflect.Descriptor instead.
+func (*RemoveAccessControlEntryRecord) Descriptor() ([]byte, []int) {
+	return file_metadata_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RemoveAccessControlEntryRecord) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+// ClientQuotaRecord sets (or, with remove, deletes) one quota of one client-quota entity. The entity is
+// one or more (type, name) parts, types "user", "client-id" or "ip"; a part with no name is the
+// default entity of its type.
+type ClientQuotaRecord struct {
+	state         protoimpl.MessageState          `protogen:"open.v1"`
+	Entity        []*ClientQuotaRecord_EntityData `protobuf:"bytes,1,rep,name=entity,proto3" json:"entity,omitempty"`
+	Key           string                          `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value         float64                         `protobuf:"fixed64,3,opt,name=value,proto3" json:"value,omitempty"`
+	Remove        bool                            `protobuf:"varint,4,opt,name=remove,proto3" json:"remove,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaRecord) Reset() {
+	*x = ClientQuotaRecord{}
+	mi := &file_metadata_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaRecord) ProtoMessage() {}
+
+func (x *ClientQuotaRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaRecord.ProtoReflect.Descriptor instead.
+func (*ClientQuotaRecord) Descriptor() ([]byte, []int) {
+	return file_metadata_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ClientQuotaRecord) GetEntity() []*ClientQuotaRecord_EntityData {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *ClientQuotaRecord) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ClientQuotaRecord) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *ClientQuotaRecord) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
 // SnapshotHeader is the first frame of a snapshot file (package snapshot documents the layout). It
 // says which log prefix the snapshot replaces and what Raft must restore with it.
 type SnapshotHeader struct {
@@ -1272,7 +1541,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_metadata_proto_msgTypes[15]
+	mi := &file_metadata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1553,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_metadata_proto_msgTypes[15]
+	mi := &file_metadata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1566,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_metadata_proto_rawDescGZIP(), []int{15}
+	return file_metadata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SnapshotHeader) GetLastIncludedOffset() uint64 {
@@ -1377,6 +1646,58 @@ func (x *SnapshotHeader) GetClusterId() string {
 	return ""
 }
 
+type ClientQuotaRecord_EntityData struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EntityType    string                 `protobuf:"bytes,1,opt,name=entity_type,json=entityType,proto3" json:"entity_type,omitempty"`
+	EntityName    *string                `protobuf:"bytes,2,opt,name=entity_name,json=entityName,proto3,oneof" json:"entity_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClientQuotaRecord_EntityData) Reset() {
+	*x = ClientQuotaRecord_EntityData{}
+	mi := &file_metadata_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClientQuotaRecord_EntityData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClientQuotaRecord_EntityData) ProtoMessage() {}
+
+func (x *ClientQuotaRecord_EntityData) ProtoReflect() protoreflect.Message {
+	mi := &file_metadata_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClientQuotaRecord_EntityData.ProtoReflect.Descriptor instead.
+func (*ClientQuotaRecord_EntityData) Descriptor() ([]byte, []int) {
+	return file_metadata_proto_rawDescGZIP(), []int{17, 0}
+}
+
+func (x *ClientQuotaRecord_EntityData) GetEntityType() string {
+	if x != nil {
+		return x.EntityType
+	}
+	return ""
+}
+
+func (x *ClientQuotaRecord_EntityData) GetEntityName() string {
+	if x != nil && x.EntityName != nil {
+		return *x.EntityName
+	}
+	return ""
+}
+
 var File_metadata_proto protoreflect.FileDescriptor
 
 const file_metadata_proto_rawDesc = "" +
@@ -1384,7 +1705,7 @@ const file_metadata_proto_rawDesc = "" +
 	"\x0emetadata.proto\x12\x0ekraft.metadata\"e\n" +
 	"\vRecordBatch\x120\n" +
 	"\arecords\x18\x01 \x03(\v2\x16.kraft.metadata.RecordR\arecords\x12$\n" +
-	"\x0eappend_time_ms\x18\x02 \x01(\x03R\fappendTimeMs\"\xf2\x05\n" +
+	"\x0eappend_time_ms\x18\x02 \x01(\x03R\fappendTimeMs\"\x89\b\n" +
 	"\x06Record\x12O\n" +
 	"\x0fregister_broker\x18\x01 \x01(\v2$.kraft.metadata.RegisterBrokerRecordH\x00R\x0eregisterBroker\x12n\n" +
 	"\x1abroker_registration_change\x18\x02 \x01(\v2..kraft.metadata.BrokerRegistrationChangeRecordH\x00R\x18brokerRegistrationChange\x12U\n" +
@@ -1396,7 +1717,10 @@ const file_metadata_proto_rawDesc = "" +
 	"\x06config\x18\b \x01(\v2\x1c.kraft.metadata.ConfigRecordH\x00R\x06config\x12I\n" +
 	"\rfeature_level\x18\t \x01(\v2\".kraft.metadata.FeatureLevelRecordH\x00R\ffeatureLevel\x121\n" +
 	"\x05no_op\x18\n" +
-	" \x01(\v2\x1a.kraft.metadata.NoOpRecordH\x00R\x04noOpB\b\n" +
+	" \x01(\v2\x1a.kraft.metadata.NoOpRecordH\x00R\x04noOp\x12\\\n" +
+	"\x14access_control_entry\x18\v \x01(\v2(.kraft.metadata.AccessControlEntryRecordH\x00R\x12accessControlEntry\x12o\n" +
+	"\x1bremove_access_control_entry\x18\f \x01(\v2..kraft.metadata.RemoveAccessControlEntryRecordH\x00R\x18removeAccessControlEntry\x12F\n" +
+	"\fclient_quota\x18\r \x01(\v2!.kraft.metadata.ClientQuotaRecordH\x00R\vclientQuotaB\b\n" +
 	"\x06record\"s\n" +
 	"\bEndpoint\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -1461,7 +1785,30 @@ const file_metadata_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rfeature_level\x18\x02 \x01(\x05R\ffeatureLevel\"\f\n" +
 	"\n" +
-	"NoOpRecord\"\xa6\x03\n" +
+	"NoOpRecord\"\x90\x02\n" +
+	"\x18AccessControlEntryRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12#\n" +
+	"\rresource_type\x18\x02 \x01(\x05R\fresourceType\x12#\n" +
+	"\rresource_name\x18\x03 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x04 \x01(\x05R\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\a \x01(\x05R\toperation\x12'\n" +
+	"\x0fpermission_type\x18\b \x01(\x05R\x0epermissionType\"0\n" +
+	"\x1eRemoveAccessControlEntryRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\"\xfe\x01\n" +
+	"\x11ClientQuotaRecord\x12D\n" +
+	"\x06entity\x18\x01 \x03(\v2,.kraft.metadata.ClientQuotaRecord.EntityDataR\x06entity\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\x01R\x05value\x12\x16\n" +
+	"\x06remove\x18\x04 \x01(\bR\x06remove\x1ac\n" +
+	"\n" +
+	"EntityData\x12\x1f\n" +
+	"\ventity_type\x18\x01 \x01(\tR\n" +
+	"entityType\x12$\n" +
+	"\ventity_name\x18\x02 \x01(\tH\x00R\n" +
+	"entityName\x88\x01\x01B\x0e\n" +
+	"\f_entity_name\"\xa6\x03\n" +
 	"\x0eSnapshotHeader\x120\n" +
 	"\x14last_included_offset\x18\x01 \x01(\x04R\x12lastIncludedOffset\x12.\n" +
 	"\x13last_included_epoch\x18\x02 \x01(\x04R\x11lastIncludedEpoch\x12\x16\n" +
@@ -1500,7 +1847,7 @@ func file_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_metadata_proto_goTypes = []any{
 	(BoolChange)(0),                        // 0: kraft.metadata.BoolChange
 	(ConfigResourceType)(0),                // 1: kraft.metadata.ConfigResourceType
@@ -1519,7 +1866,11 @@ var file_metadata_proto_goTypes = []any{
 	(*ConfigRecord)(nil),                   // 14: kraft.metadata.ConfigRecord
 	(*FeatureLevelRecord)(nil),             // 15: kraft.metadata.FeatureLevelRecord
 	(*NoOpRecord)(nil),                     // 16: kraft.metadata.NoOpRecord
-	(*SnapshotHeader)(nil),                 // 17: kraft.metadata.SnapshotHeader
+	(*AccessControlEntryRecord)(nil),       // 17: kraft.metadata.AccessControlEntryRecord
+	(*RemoveAccessControlEntryRecord)(nil), // 18: kraft.metadata.RemoveAccessControlEntryRecord
+	(*ClientQuotaRecord)(nil),              // 19: kraft.metadata.ClientQuotaRecord
+	(*SnapshotHeader)(nil),                 // 20: kraft.metadata.SnapshotHeader
+	(*ClientQuotaRecord_EntityData)(nil),   // 21: kraft.metadata.ClientQuotaRecord.EntityData
 }
 var file_metadata_proto_depIdxs = []int32{
 	3,  // 0: kraft.metadata.RecordBatch.records:type_name -> kraft.metadata.Record
@@ -1533,20 +1884,24 @@ var file_metadata_proto_depIdxs = []int32{
 	14, // 8: kraft.metadata.Record.config:type_name -> kraft.metadata.ConfigRecord
 	15, // 9: kraft.metadata.Record.feature_level:type_name -> kraft.metadata.FeatureLevelRecord
 	16, // 10: kraft.metadata.Record.no_op:type_name -> kraft.metadata.NoOpRecord
-	4,  // 11: kraft.metadata.RegisterBrokerRecord.endpoints:type_name -> kraft.metadata.Endpoint
-	5,  // 12: kraft.metadata.RegisterBrokerRecord.features:type_name -> kraft.metadata.FeatureRange
-	0,  // 13: kraft.metadata.BrokerRegistrationChangeRecord.fenced:type_name -> kraft.metadata.BoolChange
-	0,  // 14: kraft.metadata.BrokerRegistrationChangeRecord.in_controlled_shutdown:type_name -> kraft.metadata.BoolChange
-	11, // 15: kraft.metadata.PartitionChangeRecord.isr:type_name -> kraft.metadata.Int32List
-	11, // 16: kraft.metadata.PartitionChangeRecord.replicas:type_name -> kraft.metadata.Int32List
-	11, // 17: kraft.metadata.PartitionChangeRecord.removing_replicas:type_name -> kraft.metadata.Int32List
-	11, // 18: kraft.metadata.PartitionChangeRecord.adding_replicas:type_name -> kraft.metadata.Int32List
-	1,  // 19: kraft.metadata.ConfigRecord.resource_type:type_name -> kraft.metadata.ConfigResourceType
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 11: kraft.metadata.Record.access_control_entry:type_name -> kraft.metadata.AccessControlEntryRecord
+	18, // 12: kraft.metadata.Record.remove_access_control_entry:type_name -> kraft.metadata.RemoveAccessControlEntryRecord
+	19, // 13: kraft.metadata.Record.client_quota:type_name -> kraft.metadata.ClientQuotaRecord
+	4,  // 14: kraft.metadata.RegisterBrokerRecord.endpoints:type_name -> kraft.metadata.Endpoint
+	5,  // 15: kraft.metadata.RegisterBrokerRecord.features:type_name -> kraft.metadata.FeatureRange
+	0,  // 16: kraft.metadata.BrokerRegistrationChangeRecord.fenced:type_name -> kraft.metadata.BoolChange
+	0,  // 17: kraft.metadata.BrokerRegistrationChangeRecord.in_controlled_shutdown:type_name -> kraft.metadata.BoolChange
+	11, // 18: kraft.metadata.PartitionChangeRecord.isr:type_name -> kraft.metadata.Int32List
+	11, // 19: kraft.metadata.PartitionChangeRecord.replicas:type_name -> kraft.metadata.Int32List
+	11, // 20: kraft.metadata.PartitionChangeRecord.removing_replicas:type_name -> kraft.metadata.Int32List
+	11, // 21: kraft.metadata.PartitionChangeRecord.adding_replicas:type_name -> kraft.metadata.Int32List
+	1,  // 22: kraft.metadata.ConfigRecord.resource_type:type_name -> kraft.metadata.ConfigResourceType
+	21, // 23: kraft.metadata.ClientQuotaRecord.entity:type_name -> kraft.metadata.ClientQuotaRecord.EntityData
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_metadata_proto_init() }
@@ -1565,16 +1920,20 @@ func file_metadata_proto_init() {
 		(*Record_Config)(nil),
 		(*Record_FeatureLevel)(nil),
 		(*Record_NoOp)(nil),
+		(*Record_AccessControlEntry)(nil),
+		(*Record_RemoveAccessControlEntry)(nil),
+		(*Record_ClientQuota)(nil),
 	}
 	file_metadata_proto_msgTypes[10].OneofWrappers = []any{}
 	file_metadata_proto_msgTypes[12].OneofWrappers = []any{}
+	file_metadata_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_metadata_proto_rawDesc), len(file_metadata_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
