@@ -442,6 +442,10 @@ func (b *Broker) APIs() map[int16]kafkaserver.VersionRange {
 		(&kmsg.DescribeClusterRequest{}).Key(): {Min: 0, Max: describeClusterMaxVersion},
 		(&kmsg.DescribeQuorumRequest{}).Key():  {Min: 0, Max: describeQuorumMaxVersion},
 		(&kmsg.DescribeConfigsRequest{}).Key(): {Min: 0, Max: describeConfigsMaxVersion},
+		(&kmsg.DescribeACLsRequest{}).Key():    {Min: 0, Max: describeACLsMaxVersion},
+
+		// Client quotas, answered from this broker's image (AlterClientQuotas is forwarded).
+		(&kmsg.DescribeClientQuotasRequest{}).Key(): {Min: 0, Max: describeClientQuotasMaxVersion},
 	}
 	// The admin APIs forwarded to the active controller (forward.go).
 	for key, api := range forwardedAPIs {

@@ -4,7 +4,8 @@ package broker
 // CreateTopics (19, v0–7), DeleteTopics (20, v0–6), CreatePartitions (37, v0–3), ElectLeaders (43,
 // v0–2), IncrementalAlterConfigs (44, v0–1) and UpdateFeatures (57, v0–2), the ranges the controller
 // serves. Clients send them to the "controller" Metadata names, which is a live broker (see
-// clientControllerID).
+// clientControllerID). CreateAcls (30, v0–3) and DeleteAcls (31, v0–3) are forwarded the same way,
+// and so is AlterClientQuotas (49, v0–1).
 //
 // Versions. A request is sent at exactly the version the client chose, so it means what the client
 // meant (a v0 CreateTopics has no ValidateOnly; DeleteTopics v0–5 name topics in TopicNames, v6 in
@@ -73,6 +74,9 @@ var forwardedAPIs = map[int16]forwardedAPI{
 	(&kmsg.ElectLeadersRequest{}).Key():            {versions: kafkaserver.VersionRange{Min: 0, Max: 2}, refused: electLeadersRefused, failed: electLeadersFailed, lift: liftElectLeaders},
 	(&kmsg.IncrementalAlterConfigsRequest{}).Key(): {versions: kafkaserver.VersionRange{Min: 0, Max: 1}, refused: alterConfigsRefused, failed: alterConfigsFailed},
 	(&kmsg.UpdateFeaturesRequest{}).Key():          {versions: kafkaserver.VersionRange{Min: 0, Max: 2}, refused: updateFeaturesRefused, failed: updateFeaturesFailed},
+	(&kmsg.CreateACLsRequest{}).Key():              {versions: kafkaserver.VersionRange{Min: 0, Max: 3}, refused: createACLsRefused, failed: createACLsFailed},
+	(&kmsg.DeleteACLsRequest{}).Key():              {versions: kafkaserver.VersionRange{Min: 0, Max: 3}, refused: deleteACLsRefused, failed: deleteACLsFailed},
+	(&kmsg.AlterClientQuotasRequest{}).Key():       {versions: kafkaserver.VersionRange{Min: 0, Max: 1}, refused: alterClientQuotasRefused, failed: alterClientQuotasFailed},
 }
 
 // forwardApiVersionsVersion is the ApiVersions each attempt opens with: the newest our controllers

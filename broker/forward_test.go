@@ -220,6 +220,18 @@ func itemErrors(resp kmsg.Response) []itemError {
 		for _, res := range r.Results {
 			out = append(out, itemError{res.ErrorCode, res.ErrorMessage})
 		}
+	case *kmsg.AlterClientQuotasResponse:
+		for _, e := range r.Entries {
+			out = append(out, itemError{e.ErrorCode, e.ErrorMessage})
+		}
+	case *kmsg.CreateACLsResponse:
+		for _, res := range r.Results {
+			out = append(out, itemError{res.ErrorCode, res.ErrorMessage})
+		}
+	case *kmsg.DeleteACLsResponse:
+		for _, res := range r.Results {
+			out = append(out, itemError{res.ErrorCode, res.ErrorMessage})
+		}
 	}
 	return out
 }
@@ -276,12 +288,34 @@ func adminRequests(v int16, timeoutMillis int32) []kmsg.Request {
 		u.Feature, u.MaxVersionLevel = name, 1
 		uf.FeatureUpdates = append(uf.FeatureUpdates, u)
 	}
-	return []kmsg.Request{at(ct), at(dt), at(cp), at(el), at(ac), at(uf)}
+	cq := kmsg.NewPtrAlterClientQuotasRequest()
+	for _, name := range []*string{kmsg.StringPtr("alice"), nil} {
+		e := kmsg.NewAlterClientQuotasRequestEntry()
+		ent := kmsg.NewAlterClientQuotasRequestEntryEntity()
+		ent.Type, ent.Name = "user", name
+		op := kmsg.NewAlterClientQuotasRequestEntryOp()
+		op.Key, op.Value = "producer_byte_rate", 1024
+		e.Entity, e.Ops = append(e.Entity, ent), append(e.Ops, op)
+		cq.Entries = append(cq.Entries, e)
+	}
+	ca := kmsg.NewPtrCreateACLsRequest()
+	da := kmsg.NewPtrDeleteACLsRequest()
+	for _, name := range []string{"a", "b"} {
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.Principal, c.Host = kmsg.ACLResourceTypeTopic, name, "User:alice", "*"
+		c.Operation, c.PermissionType = kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+		ca.Creations = append(ca.Creations, c)
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourceName = kmsg.ACLResourceTypeTopic, kmsg.StringPtr(name)
+		f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		da.Filters = append(da.Filters, f)
+	}
+	return []kmsg.Request{at(ct), at(dt), at(cp), at(el), at(ac), at(uf), at(cq), at(ca), at(da)}
 }
 
 func TestForwardedAPIsAdvertised(t *testing.T) {
 	apis := New(Config{Logger: quietLogger()}).APIs()
-	want := map[int16]int16{19: 7, 20: 6, 37: 3, 43: 2, 44: 1, 57: 2}
+	want := map[int16]int16{19: 7, 20: 6, 37: 3, 43: 2, 44: 1, 57: 2, 48: 1, 49: 1}
 	for key, max := range want {
 		if r, ok := apis[key]; !ok || r.Min != 0 || r.Max != max {
 			t.Errorf("%s advertised %v (present %v), want 0..%d as the controller serves", kmsg.NameForKey(key), r, ok, max)
@@ -316,6 +350,16 @@ func TestForwardToActiveController(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := adm.UpdateFeatures(ctx, false, kadm.FeatureUpdate{Feature: "metadata.version", MaxVersionLevel: 4, UpgradeType: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kmsg.StringPtr("alice")}},
+		Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 1024}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Topics("orders").Allow("User:alice").Operations(kadm.OpRead)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteACLs(ctx, kadm.NewACLs().Topics("orders").Allow().AllowHosts().Operations()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -693,4 +737,4 @@ func TestForwardFailedAnswersEveryVersion(t *testing.T) {
 }
 
 // messageSince is the first version of each answer with an error message field.
-var messageSince = map[int16]int16{19: 1, 20: 5, 37: 0, 43: 0, 44: 0, 57: 0}
+var messageSince = map[int16]int16{19: 1, 20: 5, 37: 0, 43: 0, 44: 0, 57: 0, 49: 0}

@@ -44,6 +44,10 @@ func (h listenerHandler) Handle(ctx context.Context, req kmsg.Request) (kmsg.Res
 		return describeClusterResponse(v, r), nil
 	case *kmsg.DescribeConfigsRequest:
 		return v.img.DescribeConfigsResponse(h.b.cfg.NodeID, r), nil
+	case *kmsg.DescribeACLsRequest:
+		return v.img.DescribeACLsResponse(r), nil
+	case *kmsg.DescribeClientQuotasRequest:
+		return v.img.DescribeClientQuotasResponse(r), nil
 	case *kmsg.DescribeQuorumRequest:
 		return h.b.forwardDescribeQuorum(ctx, r), nil
 	}

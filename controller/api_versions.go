@@ -13,7 +13,7 @@ import (
 func (c *Controller) DecorateApiVersions(resp *kmsg.ApiVersionsResponse) {
 	sf := kmsg.NewApiVersionsResponseSupportedFeature()
 	sf.Name = metadatalog.MetadataVersionFeature
-	sf.MinVersion, sf.MaxVersion = metadatalog.MinMetadataVersion.Level, metadatalog.LatestMetadataVersion.Level
+	sf.MinVersion, sf.MaxVersion = metadatalog.MinMetadataVersion.Level, c.features.localMax()
 	resp.SupportedFeatures = append(resp.SupportedFeatures, sf)
 
 	img := c.image.Load()

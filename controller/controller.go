@@ -44,6 +44,9 @@ type Config struct {
 	// SnapshotPolicy says when this controller snapshots its image and which snapshots it keeps. The
 	// zero value means metadatalog.DefaultSnapshotPolicy.
 	SnapshotPolicy metadatalog.SnapshotPolicy
+	// SupportedMaxMetadataVersion is metadata.version.supported.max: the newest level this controller
+	// supports, so it can act like older software. Zero means the latest.
+	SupportedMaxMetadataVersion int16
 }
 
 // Controller serves the controller port's Kafka APIs and owns the metadata state machine.
@@ -87,18 +90,20 @@ func New(cfg Config) *Controller {
 		initial = cfg.Log.InitialImage()
 		snaps.Dir, snaps.Voters = cfg.Log.SnapshotDir(), cfg.Log.Voters()
 		// The log drops what the snapshot holds only once the file is durable.
-		snaps.Written = func(h snapshot.Header, _ string) { cfg.Log.Compact(h.Offset) }
+		snaps.Written = func(h snapshot.Header, _ string, purge bool) { cfg.Log.Compact(h.Offset, purge) }
 	}
 	c := &Controller{
 		cfg: cfg, log: cfg.Logger, mlog: cfg.Log,
 		cluster: clusterControl{clusterID: cfg.ClusterID}, sessions: newBrokerSessions(cfg.SessionTimeout),
-		state:  newQuorumState(uint64(cfg.NodeID), initial),
-		snaps:  metadatalog.NewSnapshotter(snaps, initial.Offset, time.Now()),
-		events: make(chan func(), 1024),
-		stopc:  make(chan struct{}), donec: make(chan struct{}),
+		state:    newQuorumState(uint64(cfg.NodeID), initial),
+		features: featureControl{supportedMax: cfg.SupportedMaxMetadataVersion},
+		snaps:    metadatalog.NewSnapshotter(snaps, initial.Offset, time.Now()),
+		events:   make(chan func(), 1024),
+		stopc:    make(chan struct{}), donec: make(chan struct{}),
 		fwd: forwarder{clientID: fmt.Sprintf("%s%d", forwardedClientPrefix, cfg.NodeID), clients: map[string]*kgo.Client{}},
 	}
 	c.image.Store(c.state.committed)
+	c.state.publish = c.image.Store
 	return c
 }
 
@@ -139,6 +144,15 @@ func (c *Controller) APIs() map[int16]kafkaserver.VersionRange {
 		// Configs: every version kmsg knows, which is every version Kafka serves.
 		(&kmsg.IncrementalAlterConfigsRequest{}).Key(): {Min: 0, Max: 1},
 		(&kmsg.DescribeConfigsRequest{}).Key():         {Min: 0, Max: 4},
+
+		// ACLs: every version kmsg knows, which is every version Kafka serves.
+		(&kmsg.CreateACLsRequest{}).Key():   {Min: 0, Max: 3},
+		(&kmsg.DescribeACLsRequest{}).Key(): {Min: 0, Max: 3},
+		(&kmsg.DeleteACLsRequest{}).Key():   {Min: 0, Max: 3},
+
+		// Client quotas: every version kmsg knows, which is every version Kafka serves.
+		(&kmsg.AlterClientQuotasRequest{}).Key():    {Min: 0, Max: 1},
+		(&kmsg.DescribeClientQuotasRequest{}).Key(): {Min: 0, Max: 1},
 	}
 }
 
@@ -175,6 +189,16 @@ func (c *Controller) Handle(ctx context.Context, req kmsg.Request) (kmsg.Respons
 		return c.handleIncrementalAlterConfigs(ctx, r)
 	case *kmsg.DescribeConfigsRequest:
 		return c.handleDescribeConfigs(ctx, r)
+	case *kmsg.CreateACLsRequest:
+		return c.handleCreateACLs(ctx, r)
+	case *kmsg.DescribeACLsRequest:
+		return c.handleDescribeACLs(ctx, r)
+	case *kmsg.DeleteACLsRequest:
+		return c.handleDeleteACLs(ctx, r)
+	case *kmsg.AlterClientQuotasRequest:
+		return c.handleAlterClientQuotas(ctx, r)
+	case *kmsg.DescribeClientQuotasRequest:
+		return c.handleDescribeClientQuotas(ctx, r)
 	}
 	return nil, fmt.Errorf("the controller does not serve %s", kmsg.NameForKey(req.Key()))
 }
@@ -213,6 +237,9 @@ func (c *Controller) run() {
 			fn()
 		case now := <-sessionCheck.C:
 			c.expireSessions(now)
+			// A snapshot that was due while another was being written, or that failed, is retried
+			// here even if nothing new commits.
+			c.snaps.Applied(c.state.committed, 0, now)
 		}
 	}
 }
@@ -251,6 +278,11 @@ func (c *Controller) handleLogEvent(ev metadatalog.Event) error {
 	c.image.Store(c.state.committed)
 	if err != nil {
 		return err
+	}
+	if lvl, max := c.state.committed.MetadataVersion(), c.features.localMax(); lvl > max {
+		v, _ := metadatalog.MetadataVersionByLevel(lvl)
+		return fmt.Errorf("the cluster's finalized metadata.version is %d (%s), but this controller supports only %d-%d (metadata.version.supported.max): run software that supports it",
+			lvl, v.Name, metadatalog.MinMetadataVersion.Level, max)
 	}
 	c.snaps.Applied(c.state.committed, committedBytes(ev.Committed), time.Now())
 	c.active.Store(c.state.active)

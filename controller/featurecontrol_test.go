@@ -58,7 +58,8 @@ func TestUpdateFeaturesAccepted(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			img := fcImage(t, tc.cur)
-			recs, code, msg := featureControl{}.updateFeatures(img, []featureUpdate{{name: fcMV, level: tc.target, upgradeType: tc.upgrade}})
+			fr := featureControl{}.updateFeatures(img, []featureUpdate{{name: fcMV, level: tc.target, upgradeType: tc.upgrade}}, nil)
+			recs, code, msg := fr.records, fr.code, fr.msg
 			if code != nil {
 				t.Fatalf("refused: %v %s", code, msg)
 			}
@@ -98,8 +99,6 @@ func TestUpdateFeaturesRefused(t *testing.T) {
 		{"safe 4 to 2 crosses two", 4, featureUpdate{fcMV, 2, upgradeTypeSafeDowngrade}, []string{"might delete metadata information"}},
 		{"safe 4 to 1", 4, featureUpdate{fcMV, 1, upgradeTypeSafeDowngrade}, []string{"might delete metadata information"}},
 		{"safe 3 to 2 crosses level 3", 3, featureUpdate{fcMV, 2, upgradeTypeSafeDowngrade}, []string{"might delete metadata information"}},
-		{"unsafe downgrade 4 to 3 (not yet implemented)", 4, featureUpdate{fcMV, 3, upgradeTypeUnsafeDowngrade}, []string{"nsafe"}},
-		{"unsafe downgrade 2 to 1 (not yet implemented)", 2, featureUpdate{fcMV, 1, upgradeTypeUnsafeDowngrade}, []string{"nsafe"}},
 		{"unknown feature", 1, featureUpdate{"group.version", 1, upgradeTypeUpgrade}, []string{"group.version"}},
 		{"empty feature name", 1, featureUpdate{"", 1, upgradeTypeUpgrade}, nil},
 		{"upgrade type 0 (UNKNOWN)", 1, featureUpdate{fcMV, 2, 0}, []string{"upgrade type 0"}},
@@ -115,7 +114,8 @@ func TestUpdateFeaturesRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Alone, and after a valid update: the refusal must drop that one's record too.
 			for _, updates := range [][]featureUpdate{{tc.update}, {{fcMV, tc.cur, upgradeTypeUpgrade}, tc.update}} {
-				recs, code, msg := featureControl{}.updateFeatures(fcImage(t, tc.cur), updates)
+				fr := featureControl{}.updateFeatures(fcImage(t, tc.cur), updates, nil)
+				recs, code, msg := fr.records, fr.code, fr.msg
 				if code == nil {
 					t.Fatalf("%+v accepted, writing %v", updates, recs)
 				}
@@ -149,7 +149,8 @@ func TestUpdateFeaturesFirstErrorAbortsAll(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, code, _ := featureControl{}.updateFeatures(fcImage(t, 2), tc.updates)
+			fr := featureControl{}.updateFeatures(fcImage(t, 2), tc.updates, nil)
+			recs, code := fr.records, fr.code
 			if code != kerr.InvalidUpdateVersion {
 				t.Fatalf("error %v, want INVALID_UPDATE_VERSION", code)
 			}
@@ -159,7 +160,8 @@ func TestUpdateFeaturesFirstErrorAbortsAll(t *testing.T) {
 		})
 	}
 	// With no errors, every update is written, in request order.
-	recs, code, msg := featureControl{}.updateFeatures(fcImage(t, 2), []featureUpdate{{fcMV, 2, upgradeTypeUpgrade}, {fcMV, 3, upgradeTypeUpgrade}})
+	fr := featureControl{}.updateFeatures(fcImage(t, 2), []featureUpdate{{fcMV, 2, upgradeTypeUpgrade}, {fcMV, 3, upgradeTypeUpgrade}}, nil)
+	recs, code, msg := fr.records, fr.code, fr.msg
 	if code != nil {
 		t.Fatalf("refused: %s", msg)
 	}
@@ -167,8 +169,8 @@ func TestUpdateFeaturesFirstErrorAbortsAll(t *testing.T) {
 		t.Fatalf("records %v", recs)
 	}
 	// An empty request writes nothing and succeeds.
-	if recs, code, _ := (featureControl{}).updateFeatures(fcImage(t, 2), nil); code != nil || len(recs) != 0 {
-		t.Fatalf("empty request: %v %v", recs, code)
+	if fr := (featureControl{}).updateFeatures(fcImage(t, 2), nil, nil); fr.code != nil || len(fr.records) != 0 {
+		t.Fatalf("empty request: %v %v", fr.records, fr.code)
 	}
 }
 
@@ -198,7 +200,8 @@ func TestUpdateFeaturesRefusesLevelsBrokersDoNotSupport(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, code, msg := featureControl{}.updateFeatures(fcImage(t, 1, tc.broker), []featureUpdate{{fcMV, tc.target, upgradeTypeUpgrade}})
+			fr := featureControl{}.updateFeatures(fcImage(t, 1, tc.broker), []featureUpdate{{fcMV, tc.target, upgradeTypeUpgrade}}, nil)
+			recs, code, msg := fr.records, fr.code, fr.msg
 			if tc.ok {
 				if code != nil || len(recs) != 1 {
 					t.Fatalf("refused (%v %s) although every broker supports %d", code, msg, tc.target)
@@ -294,10 +297,90 @@ func TestUpdatesFromRequest(t *testing.T) {
 			req := kmsg.NewPtrUpdateFeaturesRequest()
 			req.Version = 0
 			req.FeatureUpdates = []fu{{Feature: fcMV, MaxVersionLevel: tc.target, AllowDowngrade: tc.cur > tc.target}}
-			_, code, msg := featureControl{}.updateFeatures(fcImage(t, tc.cur), updatesFromRequest(req))
+			fr := featureControl{}.updateFeatures(fcImage(t, tc.cur), updatesFromRequest(req), nil)
+			code, msg := fr.code, fr.msg
 			if (code == nil) != tc.ok {
 				t.Fatalf("outcome %v %q, want ok=%v", code, msg, tc.ok)
 			}
 		})
+	}
+}
+
+func fcACL(id byte) *metadatapb.Record {
+	uuid := make([]byte, 16)
+	uuid[15] = id
+	return &metadatapb.Record{Record: &metadatapb.Record_AccessControlEntry{AccessControlEntry: &metadatapb.AccessControlEntryRecord{
+		Id: uuid, ResourceType: 2, ResourceName: "orders", PatternType: 3, Principal: "User:a", Host: "*", Operation: 3, PermissionType: 3}}}
+}
+
+// An unsafe downgrade removes, in one batch, what the target level cannot represent, then sets the
+// level; the counts make its answer's message.
+func TestUnsafeDowngrade(t *testing.T) {
+	alice := "alice"
+	quota := metadatalog.QuotaRecord([]metadatalog.QuotaEntityPart{{Type: "user", Name: &alice}}, "producer_byte_rate", 1024, false)
+	img := fcImage(t, 4, fcACL(1), fcACL(2), quota)
+	tests := []struct {
+		name           string
+		updates        []featureUpdate
+		level          int16
+		acls, quotas   int
+		message        string
+		remainingACLs  int
+		remainingQuota int
+	}{
+		{"4 to 2", []featureUpdate{{fcMV, 2, upgradeTypeUnsafeDowngrade}}, 2, 2, 1, "dropped 2 ACL entries and 1 client-quota entry", 0, 0},
+		{"4 to 3", []featureUpdate{{fcMV, 3, upgradeTypeUnsafeDowngrade}}, 3, 0, 1, "dropped 0 ACL entries and 1 client-quota entry", 2, 0},
+		{"4 to 1", []featureUpdate{{fcMV, 1, upgradeTypeUnsafeDowngrade}}, 1, 2, 1, "dropped 2 ACL entries and 1 client-quota entry", 0, 0},
+		{"named twice", []featureUpdate{{fcMV, 3, upgradeTypeUnsafeDowngrade}, {fcMV, 2, upgradeTypeUnsafeDowngrade}}, 2, 2, 1, "dropped 2 ACL entries and 1 client-quota entry", 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := featureControl{}.updateFeatures(img, tc.updates, nil)
+			if res.code != nil {
+				t.Fatalf("refused: %v %s", res.code, res.msg)
+			}
+			if res.droppedACLs != tc.acls || res.droppedQuotas != tc.quotas || res.dropped(false, true) != tc.message {
+				t.Fatalf("dropped %d ACLs and %d quotas (%q), want %d, %d (%q)", res.droppedACLs, res.droppedQuotas, res.dropped(false, true), tc.acls, tc.quotas, tc.message)
+			}
+			next, err := img.Apply(2, 1, &metadatapb.RecordBatch{Records: res.records})
+			if err != nil {
+				t.Fatalf("the batch does not apply: %v", err)
+			}
+			if next.MetadataVersion() != tc.level || next.ACLCount() != tc.remainingACLs || next.ClientQuotaCount() != tc.remainingQuota {
+				t.Fatalf("after: level %d, %d ACLs, %d quotas; want %d, %d, %d", next.MetadataVersion(), next.ACLCount(), next.ClientQuotaCount(), tc.level, tc.remainingACLs, tc.remainingQuota)
+			}
+		})
+	}
+	if got := (featureResult{droppedACLs: 1, droppedQuotas: 2}).dropped(true, true); got != "would drop 1 ACL entry and 2 client-quota entries" {
+		t.Errorf("validateOnly message %q", got)
+	}
+	if got := (featureResult{}).dropped(false, false); got != "" {
+		t.Errorf("a safe change's message %q", got)
+	}
+}
+
+// Every voter must support an upgrade's target; one that cannot, or did not answer, is named.
+// Downgrades do not ask.
+func TestUpdateFeaturesRefusesLevelsControllersDoNotSupport(t *testing.T) {
+	voters := []controllerSupport{{id: 1, lo: 1, hi: 4}, {id: 2, lo: 1, hi: 2}, {id: 3, lo: 1, hi: 4}}
+	res := featureControl{}.updateFeatures(fcImage(t, 1), []featureUpdate{{fcMV, 3, upgradeTypeUpgrade}}, voters)
+	if res.code != kerr.InvalidUpdateVersion || !strings.Contains(res.msg, "Controller 2 only supports versions 1-2") {
+		t.Fatalf("upgrade past a voter's range: %v %q", res.code, res.msg)
+	}
+	if res := (featureControl{}).updateFeatures(fcImage(t, 1), []featureUpdate{{fcMV, 2, upgradeTypeUpgrade}}, voters); res.code != nil {
+		t.Fatalf("upgrade within every range: %v %q", res.code, res.msg)
+	}
+	down := []controllerSupport{{id: 1, lo: 1, hi: 4}, {id: 3, err: fmt.Errorf("connection refused")}}
+	res = featureControl{}.updateFeatures(fcImage(t, 1), []featureUpdate{{fcMV, 2, upgradeTypeUpgrade}}, down)
+	if res.code != kerr.InvalidUpdateVersion || !strings.Contains(res.msg, "Controller 3 did not report") {
+		t.Fatalf("upgrade with a voter down: %v %q", res.code, res.msg)
+	}
+	if res := (featureControl{}).updateFeatures(fcImage(t, 2), []featureUpdate{{fcMV, 1, upgradeTypeSafeDowngrade}}, down); res.code != nil {
+		t.Fatalf("a downgrade with a voter down: %v %q", res.code, res.msg)
+	}
+	// metadata.version.supported.max caps this controller.
+	res = featureControl{supportedMax: 2}.updateFeatures(fcImage(t, 1), []featureUpdate{{fcMV, 3, upgradeTypeUpgrade}}, nil)
+	if res.code != kerr.InvalidUpdateVersion || !strings.Contains(res.msg, "the local controller only supports versions 1-2") {
+		t.Fatalf("upgrade past the local cap: %v %q", res.code, res.msg)
 	}
 }

@@ -212,3 +212,16 @@ func AlterPartition(img *metadatalog.Image, req *kmsg.AlterPartitionRequest) ([]
 func ElectLeaders(img *metadatalog.Image, req *kmsg.ElectLeadersRequest) ([]*metadatapb.Record, *kmsg.ElectLeadersResponse) {
 	return replicationControl{}.electLeaders(img, req)
 }
+
+// UpdateMetadataVersion decides an UpdateFeatures request for metadata.version against the speculative
+// image img, as the event loop does with every voter supporting every level: upgradeType is 1
+// (upgrade), 2 (safe downgrade) or 3 (unsafe downgrade). It returns the records to write as one batch
+// (none when refused) and the answer's message: the refusal, or what an unsafe downgrade dropped.
+func UpdateMetadataVersion(img *metadatalog.Image, level int16, upgradeType int8) ([]*metadatapb.Record, string) {
+	updates := []featureUpdate{{name: metadatalog.MetadataVersionFeature, level: level, upgradeType: upgradeType}}
+	res := featureControl{}.updateFeatures(img, updates, nil)
+	if res.code != nil {
+		return nil, res.msg
+	}
+	return res.records, res.dropped(false, upgradeType == upgradeTypeUnsafeDowngrade && lowers(img, updates))
+}

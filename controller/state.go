@@ -38,6 +38,9 @@ type quorumState struct {
 	// uncommitted batches. When a batch commits, the image its speculative Apply produced is the
 	// committed image (see reuse), so the commit costs no second decode and Apply.
 	speculated []speculation
+	// publish, when set, makes the committed image visible to readers; completeParked calls it before
+	// answering writers.
+	publish func(*metadatalog.Image)
 }
 
 // speculation is one batch this active controller applied ahead of its commit: applying the batch
@@ -144,6 +147,11 @@ func (s *quorumState) applyCommitted(entries []metadatalog.Entry) (activated boo
 // completeParked answers the writes parked at or before offset, which has committed. Our own writes
 // commit in order, so the speculative image already holds them.
 func (s *quorumState) completeParked(offset uint64) {
+	if s.publish != nil && len(s.parked) > 0 && s.parked[0].offset <= offset {
+		// Readers must see the commit before any writer hears of it, or a client that reads right
+		// after its write is answered could miss it.
+		s.publish(s.committed)
+	}
 	for len(s.parked) > 0 && s.parked[0].offset <= offset {
 		s.parked[0].complete(true)
 		s.parked = s.parked[1:]

@@ -342,9 +342,9 @@ func (d *delta) apply(r *metadatapb.Record) string {
 		if f.GetName() == MetadataVersionFeature {
 			// A lower level must not be left holding what it cannot represent: an unsafe downgrade
 			// removes it, in the same batch, before it sets the level.
-			if lvl := next[MetadataVersionFeature]; lvl < aclsLevel && d.aclCount > 0 {
+			if lvl := next[MetadataVersionFeature]; lvl < ACLsLevel && d.aclCount > 0 {
 				return fmt.Sprintf("metadata.version set to %d while %d ACLs remain", lvl, d.aclCount)
-			} else if lvl < quotasLevel && d.quotaCount > 0 {
+			} else if lvl < QuotasLevel && d.quotaCount > 0 {
 				return fmt.Sprintf("metadata.version set to %d while %d client quotas remain", lvl, d.quotaCount)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -118,7 +119,7 @@ type Log struct {
 	cfg       LogConfig
 	log       *slog.Logger
 	replica   *Replica
-	disk      Disk
+	disk      *WALDisk
 	transport *Transport
 	// storage holds the log's entries; it is safe for concurrent reads, so followers' fetches read
 	// committed entries from it without going through the run goroutine.
@@ -314,6 +315,37 @@ func (l *Log) Close() error {
 	return nil
 }
 
+// compact runs a Compact on the run goroutine.
+func (l *Log) compact(req compactRequest) error {
+	keep := l.cfg.CatchUpEntries
+	if req.purge {
+		keep = 0
+	}
+	if err := l.replica.Compact(req.offset, keep, l.voters); err != nil || !req.purge {
+		return err
+	}
+	term, err := l.storage.Term(req.offset)
+	if err != nil {
+		return nil // a newer snapshot from the leader replaced the log meanwhile; it holds no old records
+	}
+	hs, _, err := l.storage.InitialState()
+	if err != nil {
+		return err
+	}
+	last, _ := l.storage.LastIndex()
+	var ents []*raftpb.Entry
+	if last > req.offset {
+		if ents, err = l.storage.Entries(req.offset+1, last+1, math.MaxUint64); err != nil {
+			return err
+		}
+	}
+	if err := l.disk.Rewrite(SnapshotMark{Offset: req.offset, Epoch: term}, l.voters, hs, ents); err != nil {
+		return err
+	}
+	l.log.Info("metadata log rewritten from the snapshot after a metadata.version downgrade", "snapshot_offset", req.offset, "entries_kept", len(ents))
+	return nil
+}
+
 // InitialImage is the image of the snapshot the log was opened at (an empty image when it starts from
 // the beginning): the state machine starts from it, and the first committed entry it is given follows it.
 func (l *Log) InitialImage() *Image { return l.initial }
@@ -328,10 +360,13 @@ func (l *Log) Voters() []uint64 { return slices.Clone(l.voters) }
 // marker and drops what comes before it, except the catch-up tail. It returns once that is done (or
 // the log has stopped), so older snapshots may be removed only after it: until the marker is in the
 // log, a restart cannot use the new snapshot.
-func (l *Log) Compact(offset uint64) {
+//
+// With purge, after a metadata.version downgrade, it keeps no tail and rewrites the WAL so that
+// nothing before the snapshot stays on disk: no record the lower level cannot represent is left.
+func (l *Log) Compact(offset uint64, purge bool) {
 	done := make(chan struct{})
 	select {
-	case l.compactc <- compactRequest{offset: offset, done: done}:
+	case l.compactc <- compactRequest{offset: offset, purge: purge, done: done}:
 	case <-l.donec:
 		return
 	}
@@ -343,6 +378,7 @@ func (l *Log) Compact(offset uint64) {
 
 type compactRequest struct {
 	offset uint64
+	purge  bool
 	done   chan struct{}
 }
 
@@ -383,7 +419,7 @@ func (l *Log) run() {
 			ch <- l.status()
 		case req := <-l.compactc:
 			offset := req.offset
-			err := l.replica.Compact(offset, l.cfg.CatchUpEntries, l.voters)
+			err := l.compact(req)
 			close(req.done)
 			if err != nil {
 				l.failMu.Lock()

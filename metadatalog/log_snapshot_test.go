@@ -123,7 +123,7 @@ func (s *soloLog) snapshot() snapshot.Header {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.n.log.Compact(h.Offset)
+	s.n.log.Compact(h.Offset, false)
 	logWait(s.t, "the log compacted", func() bool { return s.n.log.FirstOffset() > 1 || h.Offset <= s.catchUp })
 	return h
 }
@@ -299,5 +299,78 @@ func flipByte(t *testing.T, path string, at int) {
 	data[at] ^= 0x10
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A purge (after a metadata.version downgrade) keeps no tail and rewrites the WAL from the snapshot:
+// nothing before it stays on disk, and the log reopens and goes on from there.
+func TestLogPurgeRewritesTheWAL(t *testing.T) {
+	s := newSoloLog(t, 1000)
+	for i := range 8 {
+		s.write(fmt.Sprintf("old%d", i), 3)
+	}
+	h, _, err := WriteSnapshot(s.n.log.SnapshotDir(), s.img, s.cid, s.n.log.Voters(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries after the snapshot must survive the rewrite.
+	after := s.write("after", 2)
+	s.n.log.Compact(h.Offset, true)
+	if first := s.n.log.FirstOffset(); first != h.Offset+1 {
+		t.Fatalf("after a purge the log starts at %d, want %d: no catch-up tail", first, h.Offset+1)
+	}
+	segs, err := walSegments(WALDir(s.dir))
+	if err != nil || len(segs) != 1 || segs[0].first != h.Offset {
+		t.Fatalf("WAL segments after the rewrite: %+v (%v); want one, starting at the snapshot's offset %d", segs, err, h.Offset)
+	}
+	c, err := ReadWAL(WALDir(s.dir))
+	if err != nil || len(c.Entries) == 0 || c.Entries[0].Offset != h.Offset+1 {
+		t.Fatalf("ReadWAL after the rewrite: %v, entries %v", err, c.Entries)
+	}
+	for _, e := range c.Entries {
+		if e.Offset <= h.Offset {
+			t.Fatalf("the rewritten WAL still holds offset %d, before the snapshot at %d", e.Offset, h.Offset)
+		}
+	}
+	// It takes writes after the rewrite, and a restart finds everything.
+	last := s.write("after-rewrite", 1)
+	want := s.img
+	if err := s.reopen(); err != nil {
+		t.Fatal(err)
+	}
+	s.applyTo(last)
+	sameImage(t, "after a purge and a restart", s.img, want)
+	_ = after
+}
+
+// A rewrite that a crash interrupted is finished or undone at open.
+func TestRecoverRewrite(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "wal")
+	mk := func(p, marker string) {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "marker"), []byte(marker), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() string {
+		b, _ := os.ReadFile(filepath.Join(dir, "marker"))
+		return string(b)
+	}
+	// Crashed between the two renames: the new WAL takes the place.
+	mk(dir+oldSuffix, "old")
+	mk(dir+rewriteSuffix, "new")
+	if err := recoverRewrite(dir); err != nil || read() != "new" {
+		t.Fatalf("between the renames: %v, WAL is %q; want the new one", err, read())
+	}
+	// Crashed before the swap: the old WAL stays, the unfinished new one goes.
+	mk(dir+rewriteSuffix, "half")
+	if err := recoverRewrite(dir); err != nil || read() != "new" {
+		t.Fatalf("before the swap: %v, WAL is %q", err, read())
+	}
+	if _, err := os.Stat(dir + rewriteSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the unfinished rewrite survived: %v", err)
 	}
 }

@@ -42,8 +42,9 @@ type SnapshotterConfig struct {
 	// against RetentionBytes.
 	LogBytes func() int64
 	// Written is called, on the writer's goroutine, once a snapshot is durable and before retention
-	// runs: a controller compacts its log there.
-	Written func(h snapshot.Header, path string)
+	// runs: a controller compacts its log there. purge marks the snapshot that follows a
+	// metadata.version downgrade: nothing older may stay, in the log or among the snapshots.
+	Written func(h snapshot.Header, path string, purge bool)
 	Logger  *slog.Logger
 
 	// write replaces WriteSnapshot in tests, for instance to fail as a full disk does.
@@ -64,10 +65,15 @@ type Snapshotter struct {
 	last       time.Time
 	lastOffset uint64
 	retryAt    time.Time
+	// level is the metadata.version of the last image seen; purge is set when it went down, until a
+	// snapshot at the lower level is written.
+	level int16
+	purge bool
 
-	busy   atomic.Bool
-	failed atomic.Bool
-	wg     sync.WaitGroup
+	busy        atomic.Bool
+	failed      atomic.Bool
+	failedPurge atomic.Bool
+	wg          sync.WaitGroup
 }
 
 // NewSnapshotter returns a snapshotter whose last snapshot is at offset loaded (0 for none), taken now.
@@ -83,22 +89,39 @@ func NewSnapshotter(cfg SnapshotterConfig, loaded uint64, now time.Time) *Snapsh
 
 // Applied reports that bytes of log data were applied, giving img, and starts a snapshot of img in the
 // background if one is due and none is being written. It reports whether it started one.
+//
+// A lower metadata.version than the last image's makes a snapshot due at once, which then removes
+// every older snapshot (and, for a controller, the log before it): after a downgrade, nothing on disk
+// may hold records the lower level cannot represent.
 func (s *Snapshotter) Applied(img *Image, bytes int64, now time.Time) bool {
 	s.sinceBytes += bytes
 	if s.failed.Swap(false) {
 		s.retryAt = now.Add(snapshotRetryDelay)
+		if s.failedPurge.Swap(false) {
+			s.purge = true
+		}
+	}
+	if lvl := img.MetadataVersion(); lvl < s.level {
+		s.purge = true
+		s.level = lvl
+	} else if lvl > s.level {
+		s.level = lvl
 	}
 	if !s.due(img, now) || !s.busy.CompareAndSwap(false, true) {
 		return false
 	}
 	reason := "bytes"
-	if s.sinceBytes < s.cfg.Policy.MaxBytes {
+	switch {
+	case s.purge:
+		reason = "metadata.version downgrade"
+	case s.sinceBytes < s.cfg.Policy.MaxBytes:
 		reason = "interval"
 	}
 	s.log.Info("writing a snapshot", "offset", img.Offset, "epoch", img.Epoch, "reason", reason, "bytes_since_last", s.sinceBytes)
-	s.sinceBytes, s.last, s.lastOffset = 0, now, img.Offset
+	purge := s.purge
+	s.sinceBytes, s.last, s.lastOffset, s.purge = 0, now, img.Offset, false
 	s.wg.Add(1)
-	go s.write(img, now)
+	go s.write(img, now, purge)
 	return true
 }
 
@@ -117,11 +140,14 @@ func (s *Snapshotter) due(img *Image, now time.Time) bool {
 	if img.Offset <= s.lastOffset || now.Before(s.retryAt) {
 		return false
 	}
+	if s.purge {
+		return true
+	}
 	p := s.cfg.Policy
 	return (p.MaxBytes > 0 && s.sinceBytes >= p.MaxBytes) || (p.MaxInterval > 0 && now.Sub(s.last) >= p.MaxInterval)
 }
 
-func (s *Snapshotter) write(img *Image, now time.Time) {
+func (s *Snapshotter) write(img *Image, now time.Time, purge bool) {
 	defer s.wg.Done()
 	defer s.busy.Store(false)
 	start := time.Now()
@@ -129,14 +155,20 @@ func (s *Snapshotter) write(img *Image, now time.Time) {
 	if err != nil {
 		// snapshot.Write has removed its .part; the log still holds everything, so the node goes on.
 		s.log.Error("snapshot failed; serving from the log and retrying later", "offset", img.Offset, "retry_in", snapshotRetryDelay, "err", err)
+		s.failedPurge.Store(purge)
 		s.failed.Store(true)
 		return
 	}
 	s.log.Info("snapshot written", "path", path, "offset", h.Offset, "epoch", h.Epoch, "records", h.RecordCount, "took", time.Since(start).Round(time.Millisecond))
 	if s.cfg.Written != nil {
-		s.cfg.Written(h, path)
+		s.cfg.Written(h, path, purge)
 	}
-	if err := ApplyRetention(s.cfg.Dir, s.cfg.Policy, s.logBytes(), h.Offset, time.Now(), s.log); err != nil {
+	policy := s.cfg.Policy
+	if purge {
+		// Only the new snapshot may stay: the older ones hold what the lower level cannot represent.
+		policy.RetentionBytes = 1
+	}
+	if err := ApplyRetention(s.cfg.Dir, policy, s.logBytes(), h.Offset, time.Now(), s.log); err != nil {
 		s.log.Warn("snapshot retention failed", "err", err)
 	}
 }

@@ -28,7 +28,7 @@ func TestSnapshotterPolicy(t *testing.T) {
 	var written []uint64
 	s := NewSnapshotter(SnapshotterConfig{
 		Policy: SnapshotPolicy{MaxBytes: 100, MaxInterval: time.Hour}, Dir: dir, ClusterID: "c", Logger: slog.New(slog.DiscardHandler),
-		Written: func(h snapshot.Header, _ string) { mu.Lock(); written = append(written, h.Offset); mu.Unlock() },
+		Written: func(h snapshot.Header, _ string, _ bool) { mu.Lock(); written = append(written, h.Offset); mu.Unlock() },
 	}, 0, time.Unix(0, 0))
 	now := time.Unix(0, 0)
 	if s.Applied(imageAt(t, 1), 99, now) {
@@ -151,5 +151,40 @@ func TestApplyRetention(t *testing.T) {
 	}
 	if err := ApplyRetention(dir, SnapshotPolicy{RetentionTime: time.Hour}, 0, 30, now, log); err != nil || len(offsets()) != 1 || offsets()[0] != 30 {
 		t.Fatalf("retention by age: %v, kept %v; want [30]", err, offsets())
+	}
+}
+
+// A lower metadata.version makes a snapshot due at once, marked purge, and only it stays.
+func TestSnapshotterPurgesAfterADowngrade(t *testing.T) {
+	dir := t.TempDir()
+	var purged []bool
+	var mu sync.Mutex
+	s := NewSnapshotter(SnapshotterConfig{Policy: SnapshotPolicy{MaxBytes: 1 << 30, RetentionBytes: 1 << 30}, Dir: dir, Logger: slog.New(slog.DiscardHandler),
+		Written: func(_ snapshot.Header, _ string, purge bool) { mu.Lock(); purged = append(purged, purge); mu.Unlock() }}, 0, time.Now())
+	at := func(offset uint64, level int32) *Image {
+		img, err := EmptyImage().Apply(offset, 1, imgBatch(recFeature(MetadataVersionFeature, level)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	for _, off := range []uint64{5, 6} {
+		if _, _, err := WriteSnapshot(dir, at(off, 4), "c", nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if s.Applied(at(7, 4), 10, now) {
+		t.Fatal("a snapshot before anything was due")
+	}
+	if !s.Applied(at(8, 2), 10, now) {
+		t.Fatal("no snapshot right after the level went down")
+	}
+	s.Wait()
+	snaps, _ := snapshot.List(dir)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(purged) != 1 || !purged[0] || len(snaps) != 1 || snaps[0].Offset != 8 {
+		t.Fatalf("after the downgrade: written with purge %v, snapshots %v; want one purge and only offset 8 left", purged, snaps)
 	}
 }

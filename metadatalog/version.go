@@ -71,8 +71,8 @@ func MetadataVersionByLevel(level int16) (MetadataVersion, bool) {
 
 // The levels that ACL and client-quota records need (DESIGN.md's table).
 const (
-	aclsLevel   = 3
-	quotasLevel = 4
+	ACLsLevel   = 3
+	QuotasLevel = 4
 )
 
 // RecordMinLevel is the lowest metadata.version at which r may be written: the image refuses it
@@ -80,9 +80,9 @@ const (
 func RecordMinLevel(r *metadatapb.Record) int16 {
 	switch r.GetRecord().(type) {
 	case *metadatapb.Record_AccessControlEntry, *metadatapb.Record_RemoveAccessControlEntry:
-		return aclsLevel
+		return ACLsLevel
 	case *metadatapb.Record_ClientQuota:
-		return quotasLevel
+		return QuotasLevel
 	}
 	return MinMetadataVersion.Level
 }

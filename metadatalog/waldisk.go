@@ -62,6 +62,9 @@ func OpenWAL(dir string) (*WALDisk, *raft.MemoryStorage, error) {
 // the middle of a log would lose entries this node may already have acknowledged.
 func OpenWALAt(dir string, mark SnapshotMark, voters []uint64) (*WALDisk, *raft.MemoryStorage, error) {
 	lg := zap.NewNop()
+	if err := recoverRewrite(dir); err != nil {
+		return nil, nil, err
+	}
 	if !wal.Exist(dir) {
 		if mark.Offset > 0 {
 			return nil, nil, fmt.Errorf("%w: %s holds no WAL, but a snapshot at offset %d needs one", ErrCorruptLog, dir, mark.Offset)
@@ -356,4 +359,94 @@ func SetSegmentBytes(n int64) {
 	if n > 0 {
 		wal.SegmentSizeBytes = n
 	}
+}
+
+// Rewrite replaces the whole WAL with one that holds only the snapshot marker mark, the hard state hs
+// and the entries after the mark: what a node keeps after a metadata.version downgrade, so that no
+// record the lower level cannot represent stays anywhere in its log. The new WAL is built beside the
+// old one and swapped in by renames; recoverRewrite finishes or undoes a swap a crash interrupted.
+func (d *WALDisk) Rewrite(mark SnapshotMark, voters []uint64, hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	lg := zap.NewNop()
+	fresh, old := d.dir+rewriteSuffix, d.dir+oldSuffix
+	if err := os.RemoveAll(fresh); err != nil {
+		return err
+	}
+	w, err := wal.Create(lg, fresh, nil)
+	if err != nil {
+		return fmt.Errorf("rewrite the WAL: %w", err)
+	}
+	start := &walpb.Snapshot{Index: new(mark.Offset), Term: new(mark.Epoch), ConfState: &raftpb.ConfState{Voters: voters}}
+	err = w.SaveSnapshot(start)
+	if err == nil {
+		err = w.Save(hs, ents)
+	}
+	if err == nil {
+		err = w.Sync()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.RemoveAll(fresh)
+		return fmt.Errorf("rewrite the WAL: %w", err)
+	}
+	// The one segment is named for the marker's offset, as if the log before it had been released, so
+	// that opening at the marker (and reading it with ReadWAL) finds it.
+	if err := os.Rename(filepath.Join(fresh, fmt.Sprintf("%016x-%016x.wal", 0, 0)), filepath.Join(fresh, fmt.Sprintf("%016x-%016x.wal", 0, mark.Offset))); err != nil {
+		os.RemoveAll(fresh)
+		return fmt.Errorf("rewrite the WAL: %w", err)
+	}
+	if err := d.w.Close(); err != nil {
+		return fmt.Errorf("rewrite the WAL: close the old one: %w", err)
+	}
+	if err := os.Rename(d.dir, old); err != nil {
+		return fmt.Errorf("rewrite the WAL: %w", err)
+	}
+	if err := os.Rename(fresh, d.dir); err != nil {
+		return fmt.Errorf("rewrite the WAL: %w", err)
+	}
+	if err := syncDirPath(filepath.Dir(d.dir)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return err
+	}
+	w, err = wal.Open(lg, d.dir, &walpb.Snapshot{Index: new(mark.Offset), Term: new(mark.Epoch)})
+	if err != nil {
+		return fmt.Errorf("%w: reopen the rewritten WAL in %s: %v", ErrCorruptLog, d.dir, err)
+	}
+	if _, _, _, err := w.ReadAll(); err != nil {
+		w.Close()
+		return fmt.Errorf("%w: read the rewritten WAL in %s: %v", ErrCorruptLog, d.dir, err)
+	}
+	d.w, d.saved = w, hs
+	return nil
+}
+
+const (
+	rewriteSuffix = ".rewrite"
+	oldSuffix     = ".old"
+)
+
+// recoverRewrite finishes or undoes a Rewrite that a crash interrupted. The new WAL is complete once
+// its directory has its final name (etcd's Create renames it into place), so: with no WAL, the new one
+// (else the old one) takes its place; with a WAL, leftovers go.
+func recoverRewrite(dir string) error {
+	fresh, old := dir+rewriteSuffix, dir+oldSuffix
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		for _, candidate := range []string{fresh, old} {
+			if _, err := os.Stat(candidate); err == nil {
+				if err := os.Rename(candidate, dir); err != nil {
+					return fmt.Errorf("finish an interrupted WAL rewrite: %w", err)
+				}
+				break
+			}
+		}
+	}
+	for _, leftover := range []string{fresh, old, fresh + ".tmp"} {
+		if err := os.RemoveAll(leftover); err != nil {
+			return fmt.Errorf("clean up after a WAL rewrite: %w", err)
+		}
+	}
+	return nil
 }

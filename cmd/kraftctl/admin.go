@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -342,6 +343,8 @@ func answersNotController(resp kmsg.Response) bool {
 				return true
 			}
 		}
+	case *kmsg.UpdateFeaturesResponse:
+		return r.ErrorCode == nc || slices.ContainsFunc(r.Results, func(res kmsg.UpdateFeaturesResponseResult) bool { return res.ErrorCode == nc })
 	}
 	return false
 }

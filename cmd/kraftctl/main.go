@@ -23,6 +23,7 @@ func main() {
 	}
 	root.AddCommand(storageCommand(), quorumCommand(), brokersCommand(), topicsCommand(), configsCommand(), logCommand())
 	root.AddCommand(shellCommand())
+	root.AddCommand(featuresCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kraftctl:", err)
 		var cerr *config.Error

@@ -55,7 +55,6 @@ type shellImage struct {
 	provenance []jsonField
 }
 
-
 // ---------------------------------------------------------------------------
 // Nodes
 

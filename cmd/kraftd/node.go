@@ -33,6 +33,8 @@ type node struct {
 
 	fatal     chan error
 	fatalOnce sync.Once
+	// supportedMax is metadata.version.supported.max, resolved.
+	supportedMax int16
 }
 
 // startNode binds every listener first, so that a port in use is reported as a configuration error
@@ -60,7 +62,12 @@ func startNode(cfg *config.Config, embedded bool, logger *slog.Logger) (*node, e
 		closeAll()
 		return nil, err
 	}
-	n := &node{logger: logger, fatal: make(chan error, 1)}
+	supportedMax, err := supportedMaxMetadataVersion(cfg)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	n := &node{logger: logger, fatal: make(chan error, 1), supportedMax: supportedMax}
 	voters := map[int32]string{}
 	for _, v := range cfg.Voters {
 		voters[v.ID] = v.Addr()
@@ -124,7 +131,7 @@ func (n *node) startController(cfg *config.Config, mp metadatalog.MetaProperties
 	n.controller = controller.New(controller.Config{
 		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Voters: voters, Log: mlog,
 		Bootstrap: bootstrap, SessionTimeout: cfg.BrokerSessionTimeout, MaxPartitionsPerRequest: int(cfg.MaxPartitionsPerRequest),
-		SnapshotPolicy: snapshotPolicy(cfg), Logger: n.logger, OnFatal: n.fail,
+		SnapshotPolicy: snapshotPolicy(cfg), SupportedMaxMetadataVersion: n.supportedMax, Logger: n.logger, OnFatal: n.fail,
 	})
 	n.controllerServer = kafkaserver.Serve(kafkaserver.Options{
 		Listener: ln, Handler: n.controller, APIs: n.controller.APIs(), DecorateApiVersions: n.controller.DecorateApiVersions,
@@ -154,6 +161,7 @@ func (n *node) startBroker(cfg *config.Config, mp metadatalog.MetaProperties, vo
 		NodeID: cfg.NodeID, ClusterID: mp.ClusterID, Controllers: voters, Listeners: advertised, Rack: cfg.Rack,
 		HeartbeatInterval: cfg.BrokerHeartbeatInterval, SessionTimeout: cfg.BrokerSessionTimeout,
 		Dir: cfg.MetadataLogDir, SnapshotPolicy: snapshotPolicy(cfg), Logger: n.logger,
+		SupportedMetadataVersion: [2]int16{metadatalog.MinMetadataVersion.Level, n.supportedMax},
 	})
 	for _, l := range cfg.BrokerListeners() {
 		n.brokerServers = append(n.brokerServers, kafkaserver.Serve(kafkaserver.Options{
@@ -167,6 +175,18 @@ func (n *node) startBroker(cfg *config.Config, mp metadatalog.MetaProperties, vo
 			n.fail(err)
 		}
 	}()
+}
+
+// supportedMaxMetadataVersion resolves metadata.version.supported.max against the version table.
+func supportedMaxMetadataVersion(cfg *config.Config) (int16, error) {
+	if cfg.MetadataVersionSupportedMax == "" {
+		return metadatalog.LatestMetadataVersion.Level, nil
+	}
+	v, err := metadatalog.LookupMetadataVersion(cfg.MetadataVersionSupportedMax)
+	if err != nil {
+		return 0, &config.Error{Key: config.KeyMetadataVersionSupportedMax, Reason: err.Error()}
+	}
+	return v.Level, nil
 }
 
 // snapshotPolicy is the snapshot and retention settings every role of the node shares.

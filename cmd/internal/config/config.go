@@ -55,6 +55,9 @@ const (
 	// KeySegmentBytes is Kafka's key for the size of one log segment. Ours is etcd's WAL segment,
 	// preallocated, so the default is 64 MiB, not Kafka's 1 GiB; the log is released in whole segments.
 	KeySegmentBytes = "metadata.log.segment.bytes"
+	// KeyMetadataVersionSupportedMax is ours: the newest metadata.version this node supports (a name
+	// such as 1.0-IV1 or a level), so a node can act like older software to rehearse a rolling upgrade.
+	KeyMetadataVersionSupportedMax = "metadata.version.supported.max"
 )
 
 const (
@@ -102,6 +105,8 @@ var keySpecs = map[string]keySpec{
 	KeyMaxPartitionsPerRequest:   {def: "100000"},
 	KeySnapshotCatchUpEntries:    {def: "5000"},
 	KeySegmentBytes:              {def: "67108864"},
+	// Empty: the latest level this software knows.
+	KeyMetadataVersionSupportedMax: {},
 }
 
 // KnownKeys returns every accepted key, sorted. The slice is a fresh copy.
@@ -162,6 +167,9 @@ type Config struct {
 	MaxPartitionsPerRequest                       int32
 	SnapshotCatchUpEntries                        int64
 	SegmentBytes                                  int64
+	// MetadataVersionSupportedMax is metadata.version.supported.max as written (a name or a level);
+	// empty for the latest. kraftd resolves it against the version table.
+	MetadataVersionSupportedMax string
 }
 
 // IsController reports whether process.roles includes controller.

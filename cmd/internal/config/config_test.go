@@ -125,7 +125,7 @@ func TestDefaults(t *testing.T) {
 
 func TestKnownKeys(t *testing.T) {
 	keys := KnownKeys()
-	if len(keys) != 23 || keys[0] != "advertised.listeners" || !slices.Contains(keys, "max.partitions.per.request") {
+	if len(keys) != 24 || keys[0] != "advertised.listeners" || !slices.Contains(keys, "max.partitions.per.request") {
 		t.Errorf("KnownKeys() = %v", keys)
 	}
 }

@@ -403,6 +403,7 @@ func parseNumbers(r *resolved, c *Config) error {
 	if c.SegmentBytes, err = r.positive(KeySegmentBytes, 1<<30, "bytes"); err != nil {
 		return err
 	}
+	c.MetadataVersionSupportedMax = strings.TrimSpace(r.get(KeyMetadataVersionSupportedMax).val)
 	if c.SegmentBytes < minSegmentBytes {
 		return errf(KeySegmentBytes, "%s is below the minimum of %d bytes (1 MiB)", r.get(KeySegmentBytes).describe(), minSegmentBytes)
 	}
