@@ -90,7 +90,7 @@ func New(cfg Config) *Controller {
 		initial = cfg.Log.InitialImage()
 		snaps.Dir, snaps.Voters = cfg.Log.SnapshotDir(), cfg.Log.Voters()
 		// The log drops what the snapshot holds only once the file is durable.
-		snaps.Written = func(h snapshot.Header, _ string, purge bool) { cfg.Log.Compact(h.Offset, purge) }
+		snaps.Written = func(h snapshot.Header, _ string, purge bool) error { return cfg.Log.Compact(h.Offset, purge) }
 	}
 	c := &Controller{
 		cfg: cfg, log: cfg.Logger, mlog: cfg.Log,

@@ -130,7 +130,7 @@ type Log struct {
 	voters  []uint64
 
 	propc    chan appendRequest
-	compactc chan compactRequest
+	compactc chan *compactRequest
 	fetchedc chan fetchedSnapshot
 	recvc    chan *raftpb.Message
 	unreachc chan uint64
@@ -192,7 +192,7 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	}
 	l := &Log{
 		cfg: cfg, log: cfg.Logger, disk: disk, storage: storage, initial: start.image, voters: voters,
-		propc: make(chan appendRequest, 1024), compactc: make(chan compactRequest, 4), fetchedc: make(chan fetchedSnapshot, 1),
+		propc: make(chan appendRequest, 1024), compactc: make(chan *compactRequest, 4), fetchedc: make(chan fetchedSnapshot, 1),
 		recvc:    make(chan *raftpb.Message, 4096),
 		unreachc: make(chan uint64, 64), statusc: make(chan chan QuorumStatus),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
@@ -316,7 +316,7 @@ func (l *Log) Close() error {
 }
 
 // compact runs a Compact on the run goroutine.
-func (l *Log) compact(req compactRequest) error {
+func (l *Log) compact(req *compactRequest) error {
 	keep := l.cfg.CatchUpEntries
 	if req.purge {
 		keep = 0
@@ -363,16 +363,21 @@ func (l *Log) Voters() []uint64 { return slices.Clone(l.voters) }
 //
 // With purge, after a metadata.version downgrade, it keeps no tail and rewrites the WAL so that
 // nothing before the snapshot stays on disk: no record the lower level cannot represent is left.
-func (l *Log) Compact(offset uint64, purge bool) {
-	done := make(chan struct{})
+//
+// An error means the marker may not be in the log (the log stopped, or the compaction failed): the
+// caller must then keep its older snapshots.
+func (l *Log) Compact(offset uint64, purge bool) error {
+	req := &compactRequest{offset: offset, purge: purge, done: make(chan struct{})}
 	select {
-	case l.compactc <- compactRequest{offset: offset, purge: purge, done: done}:
+	case l.compactc <- req:
 	case <-l.donec:
-		return
+		return l.stoppedErr()
 	}
 	select {
-	case <-done:
+	case <-req.done:
+		return req.err
 	case <-l.donec:
+		return l.stoppedErr()
 	}
 }
 
@@ -380,6 +385,7 @@ type compactRequest struct {
 	offset uint64
 	purge  bool
 	done   chan struct{}
+	err    error // set before done closes
 }
 
 func (l *Log) run() {
@@ -420,6 +426,7 @@ func (l *Log) run() {
 		case req := <-l.compactc:
 			offset := req.offset
 			err := l.compact(req)
+			req.err = err
 			close(req.done)
 			if err != nil {
 				l.failMu.Lock()

@@ -123,7 +123,9 @@ func (s *soloLog) snapshot() snapshot.Header {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.n.log.Compact(h.Offset, false)
+	if err := s.n.log.Compact(h.Offset, false); err != nil {
+		s.t.Fatal(err)
+	}
 	logWait(s.t, "the log compacted", func() bool { return s.n.log.FirstOffset() > 1 || h.Offset <= s.catchUp })
 	return h
 }
@@ -315,7 +317,9 @@ func TestLogPurgeRewritesTheWAL(t *testing.T) {
 	}
 	// Entries after the snapshot must survive the rewrite.
 	after := s.write("after", 2)
-	s.n.log.Compact(h.Offset, true)
+	if err := s.n.log.Compact(h.Offset, true); err != nil {
+		t.Fatal(err)
+	}
 	if first := s.n.log.FirstOffset(); first != h.Offset+1 {
 		t.Fatalf("after a purge the log starts at %d, want %d: no catch-up tail", first, h.Offset+1)
 	}

@@ -43,8 +43,9 @@ type SnapshotterConfig struct {
 	LogBytes func() int64
 	// Written is called, on the writer's goroutine, once a snapshot is durable and before retention
 	// runs: a controller compacts its log there. purge marks the snapshot that follows a
-	// metadata.version downgrade: nothing older may stay, in the log or among the snapshots.
-	Written func(h snapshot.Header, path string, purge bool)
+	// metadata.version downgrade: nothing older may stay, in the log or among the snapshots. An error
+	// (the log could not record the snapshot) keeps every older snapshot.
+	Written func(h snapshot.Header, path string, purge bool) error
 	Logger  *slog.Logger
 
 	// write replaces WriteSnapshot in tests, for instance to fail as a full disk does.
@@ -161,7 +162,11 @@ func (s *Snapshotter) write(img *Image, now time.Time, purge bool) {
 	}
 	s.log.Info("snapshot written", "path", path, "offset", h.Offset, "epoch", h.Epoch, "records", h.RecordCount, "took", time.Since(start).Round(time.Millisecond))
 	if s.cfg.Written != nil {
-		s.cfg.Written(h, path, purge)
+		if err := s.cfg.Written(h, path, purge); err != nil {
+			// Until the log records it, a restart cannot start from the new snapshot: keep the old ones.
+			s.log.Warn("the log did not record the snapshot; keeping the older snapshots", "offset", h.Offset, "err", err)
+			return
+		}
 	}
 	policy := s.cfg.Policy
 	if purge {

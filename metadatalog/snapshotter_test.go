@@ -28,7 +28,12 @@ func TestSnapshotterPolicy(t *testing.T) {
 	var written []uint64
 	s := NewSnapshotter(SnapshotterConfig{
 		Policy: SnapshotPolicy{MaxBytes: 100, MaxInterval: time.Hour}, Dir: dir, ClusterID: "c", Logger: slog.New(slog.DiscardHandler),
-		Written: func(h snapshot.Header, _ string, _ bool) { mu.Lock(); written = append(written, h.Offset); mu.Unlock() },
+		Written: func(h snapshot.Header, _ string, _ bool) error {
+			mu.Lock()
+			written = append(written, h.Offset)
+			mu.Unlock()
+			return nil
+		},
 	}, 0, time.Unix(0, 0))
 	now := time.Unix(0, 0)
 	if s.Applied(imageAt(t, 1), 99, now) {
@@ -160,7 +165,12 @@ func TestSnapshotterPurgesAfterADowngrade(t *testing.T) {
 	var purged []bool
 	var mu sync.Mutex
 	s := NewSnapshotter(SnapshotterConfig{Policy: SnapshotPolicy{MaxBytes: 1 << 30, RetentionBytes: 1 << 30}, Dir: dir, Logger: slog.New(slog.DiscardHandler),
-		Written: func(_ snapshot.Header, _ string, purge bool) { mu.Lock(); purged = append(purged, purge); mu.Unlock() }}, 0, time.Now())
+		Written: func(_ snapshot.Header, _ string, purge bool) error {
+			mu.Lock()
+			purged = append(purged, purge)
+			mu.Unlock()
+			return nil
+		}}, 0, time.Now())
 	at := func(offset uint64, level int32) *Image {
 		img, err := EmptyImage().Apply(offset, 1, imgBatch(recFeature(MetadataVersionFeature, level)))
 		if err != nil {
@@ -186,5 +196,22 @@ func TestSnapshotterPurgesAfterADowngrade(t *testing.T) {
 	defer mu.Unlock()
 	if len(purged) != 1 || !purged[0] || len(snaps) != 1 || snaps[0].Offset != 8 {
 		t.Fatalf("after the downgrade: written with purge %v, snapshots %v; want one purge and only offset 8 left", purged, snaps)
+	}
+}
+
+// When the log cannot record a snapshot, retention keeps the older ones: a restart still needs them.
+func TestSnapshotterKeepsOlderSnapshotsWhenTheLogFails(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := WriteSnapshot(dir, imageAt(t, 1), "c", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSnapshotter(SnapshotterConfig{Policy: SnapshotPolicy{MaxBytes: 1, RetentionBytes: 1}, Dir: dir, Logger: slog.New(slog.DiscardHandler),
+		Written: func(snapshot.Header, string, bool) error { return errors.New("metadata log is closed") }}, 1, time.Now())
+	if !s.Applied(imageAt(t, 2), 5, time.Now()) {
+		t.Fatal("no snapshot")
+	}
+	s.Wait()
+	if snaps, _ := snapshot.List(dir); len(snaps) != 2 {
+		t.Fatalf("snapshots after a failed Written: %v, want both kept", snaps)
 	}
 }

@@ -53,9 +53,32 @@ func TestMetadataVersionUpgradeAndUnsafeDowngrade(t *testing.T) {
 	}
 	bc.start(capped)
 	bc.waitBrokerStates(ctrl, map[int32]bool{capped: false}, bc.ids)
-	if out := runCtlOK(t, "features", "upgrade", "--metadata", "1.1-IV1", "--bootstrap-server", server); !strings.Contains(out, "upgraded to 4") {
-		t.Fatalf("upgrade once every broker supports it: %s", out)
+	// Refused while a controller supports less, naming it; accepted once it restarts uncapped.
+	voter := bc.controllers[2]
+	bc.stop(voter)
+	bc.start(voter, capAt2)
+	bc.eventually(pollTimeout, "an upgrade refused, naming the capped controller", bc.ids, func() (bool, string) {
+		r := features("upgrade", "--metadata", "1.1-IV1")
+		return r.Code == 1 && strings.Contains(r.Stderr, fmt.Sprintf("Controller %d only supports versions 1-2", voter)), r.String()
+	})
+	bc.stop(voter)
+	bc.start(voter)
+
+	bc.eventually(pollTimeout, "the upgrade accepted once every node supports it", bc.ids, func() (bool, string) {
+		r := features("upgrade", "--metadata", "1.1-IV1")
+		return r.Code == 0 && strings.Contains(r.Stdout, "upgraded to 4"), r.String()
+	})
+
+	// A controller that supports less than the finalized level stops, naming both.
+	bc.stop(voter)
+	p := bc.start(voter, capAt2)
+	if code, ok := p.WaitExit(pollTimeout); !ok || code == 0 {
+		t.Fatalf("a controller capped at level 2 in a level-4 cluster: exited %v, code %d; want it to stop with an error", ok, code)
 	}
+	if log := tailFile(filepath.Join(bc.dir, fmt.Sprintf("node-%d.log", voter)), 20); !strings.Contains(log, "finalized metadata.version is 4 (1.1-IV1), but this controller supports only 1-2") {
+		t.Fatalf("the capped controller's last words:\n%s", log)
+	}
+	bc.start(voter)
 
 	// ACLs and a quota, through a broker.
 	adm := newAdmin(t, server)

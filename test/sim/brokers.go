@@ -59,8 +59,8 @@ var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (s *sim) clock() time.Time { return simEpoch.Add(time.Duration(s.now) * stepDuration) }
 
-// Sabotage breaks one broker-related behaviour on purpose, so the self-check can show that the checker
-// notices. Only TestBrokenBrokersAreCaught sets it.
+// Sabotage breaks one behaviour on purpose, so the self-check can show that the checker notices. Only
+// TestBrokenBrokersAreCaught and TestBrokenSnapshotsAreCaught set it.
 type Sabotage int
 
 const (
@@ -78,6 +78,13 @@ const (
 	// SabotageFencedKeepLeading drops the leader moves from every session-expiry fence, so a fenced
 	// broker keeps leading (invariant 12).
 	SabotageFencedKeepLeading
+	// SabotageSnapshotDropsRecord leaves one record of the image out of every snapshot a node writes
+	// (invariant 14).
+	SabotageSnapshotDropsRecord
+	// SabotageSnapshotLoadDropsRecord skips the first record of a snapshot whenever a node loads one,
+	// at a restart or from the leader, so the file is right and the image built from it is not
+	// (invariant 15).
+	SabotageSnapshotLoadDropsRecord
 )
 
 // BrokerStats say what the brokers went through.
@@ -205,6 +212,8 @@ type rpc struct {
 	toBroker bool
 	req      kmsg.Request
 	resp     kmsg.Response
+	// snap is the file a FetchSnapshot answer carries, nil when the node does not hold it.
+	snap *snapFile
 }
 
 type rpcQueue []*rpc
@@ -400,6 +409,10 @@ func (s *sim) deliverRPCs() {
 			s.serveFetch(n, r, req)
 			continue
 		}
+		if req, ok := r.req.(*kmsg.FetchSnapshotRequest); ok {
+			s.serveFetchSnapshot(n, r, req)
+			continue
+		}
 		n.brokerInbox = append(n.brokerInbox, r)
 	}
 }
@@ -524,6 +537,14 @@ func (s *sim) brokerAnswer(b *simBroker, r *rpc) {
 		s.brokerFetched(b, r.node, resp)
 		return
 	}
+	if _, ok := r.resp.(*kmsg.FetchSnapshotResponse); ok {
+		if b.fetch == nil || b.fetch.id != r.call {
+			return
+		}
+		b.fetch = nil
+		s.brokerSnapshotFetched(b, r.node, r.snap)
+		return
+	}
 	if resp, ok := r.resp.(*kmsg.AlterPartitionResponse); ok {
 		if b.alter != nil && b.alter.id == r.call {
 			b.alter = nil
@@ -615,6 +636,10 @@ func (s *sim) brokerFetched(b *simBroker, node uint64, resp *kmsg.FetchResponse)
 	}
 	progressed := out.Image != b.img
 	b.img = out.Image
+	if out.Snapshot != nil {
+		s.brokerFetchSnapshot(b, node, *out.Snapshot)
+		return
+	}
 	switch {
 	case out.Refused == nil && progressed:
 		b.nextFetchAt = s.now + 1
@@ -644,16 +669,81 @@ func (s *sim) serveFetch(n *node, r *rpc, req *kmsg.FetchRequest) {
 		p.ErrorCode, p.HighWatermark = kerr.NotLeaderForPartition.Code, -1
 		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = leader, epoch
 	} else {
-		commit := int64(len(n.log))
-		p.HighWatermark, p.LastStableOffset, p.LogStartOffset = commit, commit, 1
-		if from := req.Topics[0].Partitions[0].FetchOffset; from >= 1 && from <= commit {
-			entries := n.log[from-1 : min(commit, from-1+fetchMaxEntries)]
-			p.RecordBatches = controller.EncodeFetchEntries(entries, int(req.MaxBytes))
+		// As the controller serves its log's storage: below the log start (compacted after a
+		// snapshot) it names its newest snapshot instead (pointToSnapshot).
+		commit := int64(n.applied())
+		first, _ := n.ms.FirstIndex()
+		p.HighWatermark, p.LastStableOffset, p.LogStartOffset = commit, commit, int64(first)
+		switch from := req.Topics[0].Partitions[0].FetchOffset; {
+		case from < int64(first):
+			if f := n.newestFile(); f != nil {
+				p.SnapshotID.EndOffset, p.SnapshotID.Epoch = int64(f.mark.Offset), int32(f.mark.Epoch)
+			} else {
+				p.ErrorCode = kerr.OffsetOutOfRange.Code
+			}
+		case from >= 1 && from <= commit:
+			lo, hi := uint64(from)-n.base-1, uint64(min(commit, from-1+fetchMaxEntries))-n.base
+			p.RecordBatches = controller.EncodeFetchEntries(n.log[lo:hi], int(req.MaxBytes))
 		}
 	}
 	t.Partitions = append(t.Partitions, p)
 	resp.Topics = append(resp.Topics, t)
 	s.answer(n, r, resp)
+}
+
+// brokerFetchSnapshot is the broker's follower catching up by snapshot (catchUpFromSnapshot): it asks
+// the controller that named the snapshot for the file, unless the snapshot is not past what it applied,
+// when it asks again elsewhere.
+func (s *sim) brokerFetchSnapshot(b *simBroker, node uint64, snap broker.SnapshotID) {
+	if snap.Offset <= b.img.Offset {
+		b.nextFetchAt = s.now + 2
+		return
+	}
+	req := kmsg.NewPtrFetchSnapshotRequest()
+	t := kmsg.NewFetchSnapshotRequestTopic()
+	t.Topic = "__cluster_metadata"
+	p := kmsg.NewFetchSnapshotRequestTopicPartition()
+	p.SnapshotID.EndOffset, p.SnapshotID.Epoch = int64(snap.Offset), int32(snap.Epoch)
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	s.bw.calls++
+	b.fetch = &brokerCall{id: s.bw.calls, node: node, deadline: s.now + rpcTimeout}
+	s.sendRPC(&rpc{node: node, b: b, life: b.life, call: b.fetch.id, req: req})
+}
+
+// serveFetchSnapshot answers a broker's FetchSnapshot from n's snapshot directory, as any controller
+// serves the files it holds (snapshot.ServeChunk); the sim hands over the whole file at once.
+func (s *sim) serveFetchSnapshot(n *node, r *rpc, req *kmsg.FetchSnapshotRequest) {
+	id := req.Topics[0].Partitions[0].SnapshotID
+	resp := req.ResponseKind().(*kmsg.FetchSnapshotResponse)
+	f := n.file(metadatalog.SnapshotMark{Offset: uint64(id.EndOffset), Epoch: uint64(id.Epoch)})
+	if f == nil {
+		resp.ErrorCode = kerr.SnapshotNotFound.Code
+	}
+	s.sendRPC(&rpc{node: n.id, b: r.b, life: r.life, call: r.call, toBroker: true, resp: resp, snap: f})
+}
+
+// brokerSnapshotFetched swaps a downloaded snapshot's image in, or, if the controller no longer held
+// it, fetches again from the same controller to learn its newest.
+func (s *sim) brokerSnapshotFetched(b *simBroker, node uint64, f *snapFile) {
+	if f == nil {
+		s.stats.Snapshots.BrokerNotFound++
+		b.fetchFrom = node
+		b.nextFetchAt = s.now + 2
+		return
+	}
+	img, err := loadFile(f)
+	if err != nil {
+		s.fail(15, "broker %d: the snapshot at offset %d from node %d does not load: %v", b.id, f.mark.Offset, node, err)
+	}
+	if img.Offset <= b.img.Offset {
+		s.fail(16, "broker %d at offset %d loaded a snapshot at offset %d: its image would go back", b.id, b.img.Offset, img.Offset)
+	}
+	s.checkHistoryImage(img, img.Offset, fmt.Sprintf("broker %d's image, caught up by snapshot from node %d,", b.id, node))
+	b.img = img
+	b.nextFetchAt = s.now + 1
+	s.stats.Snapshots.BrokerLoads++
+	s.record(uint64(s.now), uint64(b.id), 28, img.Offset)
 }
 
 // serveBrokers runs n's controller for this step, as its event loop would: the session check, then the

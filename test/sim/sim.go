@@ -2,7 +2,6 @@ package sim
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"hash/fnv"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -90,7 +90,7 @@ type Config struct {
 	BrokenDisk bool
 	// Brokers is how many brokers run: 0 draws 3–5 from the seed, a negative number runs none.
 	Brokers int
-	// Sabotage breaks one broker behaviour on purpose; only the brokers' self-check sets it.
+	// Sabotage breaks one behaviour on purpose; only the self-checks set it.
 	Sabotage Sabotage
 }
 
@@ -118,6 +118,7 @@ type Stats struct {
 	Unreachables                          int
 	CommitIndex                           uint64
 	Brokers                               BrokerStats
+	Snapshots                             SnapshotStats
 }
 
 // Result is the outcome of Run. Trace is a digest of everything observable that happened, so two runs
@@ -150,12 +151,17 @@ type node struct {
 	id        uint64
 	disk      *fakeDisk
 	r         *metadatalog.Replica // nil while crashed
+	ms        *raft.MemoryStorage  // the replica's storage, for its log start
 	restartAt int64
 	phase     int64
 
-	// What this incarnation applied, and the image built from it batch by batch.
-	image *metadatalog.Image
-	log   []metadatalog.Entry
+	// What this incarnation applied, and the image built from it batch by batch. base is the offset
+	// of the snapshot the incarnation started from or last installed (0: the beginning), baseImage
+	// that snapshot's image, and log holds the entries applied after it.
+	image     *metadatalog.Image
+	base      uint64
+	baseImage *metadatalog.Image
+	log       []metadatalog.Entry
 	// Clients' writes this incarnation accepted, by offset, until that offset is applied.
 	pending map[uint64]proposal
 	// maxEpoch is the highest epoch this node ever reported, across crashes.
@@ -182,7 +188,26 @@ type node struct {
 	brokerInbox   []*rpc
 	proposedEpoch uint64
 	proposedUpTo  uint64
+
+	// Snapshots (snapshots.go). snaps is the snapshot directory, which survives crashes, oldest
+	// first; the rest is the incarnation's: the write under way, the entries applied since the last
+	// snapshot and its offset, the compactions asked of the log, and the leader's snapshot being
+	// downloaded or downloaded and waiting for the next offer.
+	policy      snapPolicy
+	snaps       []*snapFile
+	writing     *snapWrite
+	sinceSnap   int
+	lastSnap    uint64
+	compactions []compaction
+	fetching    *download
+	fetched     *fetchedSnap
 }
+
+// applied is the offset of the last entry the node applied (or of the snapshot it holds).
+func (n *node) applied() uint64 { return n.base + uint64(len(n.log)) }
+
+// entry is the entry the node applied at off, which must be after its base.
+func (n *node) entry(off uint64) metadatalog.Entry { return n.log[off-n.base-1] }
 
 type sim struct {
 	cfg    Config
@@ -237,6 +262,9 @@ func Run(cfg Config) (res Result) {
 			res.Err = v
 		}
 		s.stats.Epochs = len(s.leaders)
+		for _, n := range s.nodes {
+			s.stats.Snapshots.SegmentsReleased += n.disk.released
+		}
 		res.Stats, res.Trace = s.stats, s.trace.Sum64()
 	}()
 	for i := 1; i <= cfg.Voters; i++ {
@@ -244,7 +272,9 @@ func Run(cfg Config) (res Result) {
 	}
 	s.net = newNetwork(s.voters)
 	for _, id := range s.voters {
-		n := &node{id: id, disk: &fakeDisk{ignoreSync: cfg.BrokenDisk}, phase: s.rng.Int64N(tickEvery)}
+		// Segments fill at one of three paces, so Release deletes a few large ones or many small ones.
+		cut := []float64{0.01, 0.05, 0.2}[s.rng.IntN(3)]
+		n := &node{id: id, disk: newFakeDisk(s.rng, cut, cfg.BrokenDisk), phase: s.rng.Int64N(tickEvery), policy: s.drawSnapPolicy()}
 		s.nodes = append(s.nodes, n)
 		// Processes start at different times: a late node meets a quorum that already has a log, and
 		// its first write then carries both its first epoch and entries.
@@ -279,16 +309,27 @@ func (s *sim) record(vals ...uint64) {
 	}
 }
 
-// start (re)creates a node's replica from what its disk kept. The image starts empty: Raft redelivers
-// every committed entry from offset 1 (Replica sets Applied to 0), which replays it from scratch.
+// start (re)creates a node's replica from what its disk and snapshot store kept, as OpenLog does: the
+// log opens at the newest snapshot the WAL holds a marker for (or at the beginning), the image starts as
+// that snapshot's, and Raft redelivers every committed entry after it (Replica sets Applied to 0, which
+// Raft reads as the snapshot's offset), which replays the rest.
 //
 // Most incarnations send a leader's messages before its own disk write (SendEarly), as the Log does:
 // that is where a crash in the middle of an fsync is most interesting. The rest keep every message
 // until the write is durable, so both paths of Replica.Process stay covered, in mixed clusters too.
 func (s *sim) start(n *node) {
+	s.cur = n.id
+	st, err := s.openLog(n)
+	if err != nil {
+		s.fail(17, "node %d (snapshot every %d entries, catch-up tail %d, keeping %d files) cannot restart: %v", n.id, n.policy.every, n.policy.keep, n.policy.retain, err)
+	}
+	s.checkHistoryImage(st.img, st.mark.Offset, fmt.Sprintf("node %d's image, restarting from its snapshot,", n.id))
+	if st.mark.Offset > 0 {
+		s.stats.Snapshots.RestartsFromSnapshot++
+	}
 	cfg := metadatalog.ReplicaConfig{
 		ID: n.id, Voters: s.voters, ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
-		Storage: n.disk.storage(), Disk: n.disk,
+		Storage: st.ms, Disk: n.disk,
 	}
 	early := s.rng.Float64() < 0.75
 	if early {
@@ -303,9 +344,12 @@ func (s *sim) start(n *node) {
 	if err != nil {
 		s.fail(0, "node %d: restart: %v", n.id, err)
 	}
-	n.r, n.image, n.log, n.pending = r, metadatalog.EmptyImage(), nil, map[uint64]proposal{}
+	n.r, n.ms, n.log, n.pending = r, st.ms, nil, map[uint64]proposal{}
+	n.image, n.baseImage, n.base = st.img, st.img, st.mark.Offset
 	n.ctl, n.proposedEpoch, n.proposedUpTo = newCtl(), 0, 0
-	s.record(uint64(s.now), n.id, 1, boolBit(early))
+	n.sinceSnap, n.lastSnap = 0, st.mark.Offset
+	s.record(uint64(s.now), n.id, 1, boolBit(early), st.mark.Offset)
+	s.cur = 0
 }
 
 func boolBit(b bool) uint64 {
@@ -321,7 +365,14 @@ func (s *sim) crash(n *node) {
 	s.stats.Crashes++
 	s.stats.TornRecordsKept += kept
 	s.stats.TornRecordsLost += lost
-	n.r, n.image, n.log, n.pending = nil, nil, nil, nil
+	if n.writing != nil {
+		s.stats.Snapshots.WritesLost++ // only its .part was on disk, and the next start removes it
+	}
+	if len(n.compactions) > 0 {
+		s.stats.Snapshots.CompactionsLost++
+	}
+	n.r, n.ms, n.image, n.baseImage, n.log, n.pending = nil, nil, nil, nil, nil, nil
+	n.writing, n.compactions, n.fetching, n.fetched = nil, nil, nil, nil
 	n.inbox, n.unreachable, n.proposing, n.expect = nil, nil, nil, nil
 	n.ctl, n.brokerInbox = newCtl(), nil
 	n.disk.crashNextSync = false
@@ -359,6 +410,18 @@ func (s *sim) step() {
 	for _, n := range s.nodes {
 		if n.r == nil && s.now >= n.restartAt {
 			s.start(n)
+		}
+	}
+	// Background work that finished by now: snapshot writes and snapshot downloads.
+	for _, n := range s.nodes {
+		if n.r == nil {
+			continue
+		}
+		if n.writing != nil && s.now >= n.writing.doneAt {
+			s.finishSnapshot(n)
+		}
+		if n.fetching != nil && s.now >= n.fetching.doneAt {
+			s.finishDownload(n)
 		}
 	}
 	s.due = s.net.due(s.now, s.due[:0])
@@ -419,6 +482,16 @@ func (s *sim) injectFaults() {
 			if l := s.leader(); l != nil && s.rng.Float64() < s.f.LeaderBias {
 				victim = l
 			}
+			// Now and then one that is writing a snapshot, or whose log has yet to record one.
+			var busy []*node
+			for _, n := range up {
+				if n.writing != nil || len(n.compactions) > 0 {
+					busy = append(busy, n)
+				}
+			}
+			if len(busy) > 0 && s.rng.Float64() < crashSnapshotting {
+				victim = busy[s.rng.IntN(len(busy))]
+			}
 			if victim.r.IsLeader() {
 				s.stats.LeaderCrashes++
 			}
@@ -459,6 +532,9 @@ func (s *sim) injectFaults() {
 // Process must follow Propose before any further Step.
 func (s *sim) drive(n *node, proposals int, probing bool) {
 	s.cur = n.id
+	if !s.runCompactions(n) {
+		return // crashed writing the snapshot marker
+	}
 	if (s.now+n.phase)%tickEvery == 0 {
 		n.r.Tick()
 	}
@@ -468,6 +544,9 @@ func (s *sim) drive(n *node, proposals int, probing bool) {
 	inbox := n.inbox
 	n.inbox = nil
 	for _, m := range inbox {
+		if m.GetType() == raftpb.MsgSnap && !s.snapshotReady(n, m) {
+			continue // the leader offers it again at its next heartbeat
+		}
 		_ = n.r.Step(m) // a stale or unknown message is Raft's to ignore
 		if perMessage {
 			if s.process(n); n.r == nil {
@@ -513,7 +592,7 @@ func (s *sim) process(n *node) {
 		}
 		s.stats.Proposed += len(offsets)
 	})
-	if errors.Is(err, errCrashDuringSync) {
+	if isCrash(err) {
 		s.stats.CrashesInSync++
 		s.crash(n)
 		return
@@ -532,8 +611,15 @@ func (s *sim) process(n *node) {
 	if n.ctl.active && (n.leader != n.id || n.epoch != n.ctl.epoch) {
 		s.resign(n)
 	}
+	if out.Restored != nil {
+		s.restored(n, *out.Restored)
+	}
 	for _, e := range out.Committed {
 		s.apply(n, e)
+	}
+	if len(out.Committed) > 0 {
+		n.sinceSnap += len(out.Committed)
+		s.maybeSnapshot(n)
 	}
 	for _, m := range out.Messages {
 		s.transmit(n, m)
@@ -576,11 +662,14 @@ func (s *sim) predict(n *node, off, epoch uint64) {
 	s.stats.Predicted++
 }
 
-// apply checks invariant 2 for one committed entry, folds it into n's image, and completes the
+// apply checks invariants 2 and 16 for one committed entry, folds it into n's image, and completes the
 // client's write if n proposed it in that same epoch.
 func (s *sim) apply(n *node, e metadatalog.Entry) {
-	if want := uint64(len(n.log)) + 1; e.Offset != want {
-		s.fail(2, "node %d applied offset %d, but its next offset is %d", n.id, e.Offset, want)
+	if want := n.applied() + 1; e.Offset != want {
+		s.fail(16, "node %d applied offset %d, but its next offset is %d", n.id, e.Offset, want)
+	}
+	if e.Offset > uint64(len(s.history))+1 {
+		s.fail(16, "node %d applied offset %d, but no node has applied offset %d", n.id, e.Offset, len(s.history)+1)
 	}
 	if e.Offset <= uint64(len(s.history)) {
 		h := s.history[e.Offset-1]
@@ -735,7 +824,7 @@ func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 	return data, batch
 }
 
-// checkImages checks invariant 4 on every running node.
+// checkImages checks invariants 4 and 15 on every running node.
 func (s *sim) checkImages() {
 	for _, n := range s.nodes {
 		if n.r != nil {
@@ -746,14 +835,14 @@ func (s *sim) checkImages() {
 }
 
 func (s *sim) checkImage(n *node) {
-	fresh := metadatalog.EmptyImage()
+	fresh := n.baseImage
 	for _, e := range n.log {
 		var err error
 		if fresh, err = applyEntry(fresh, e); err != nil {
 			s.fail(4, "node %d: replay: %v", n.id, err)
 		}
 	}
-	if len(n.log) > 0 && (n.image.Offset != fresh.Offset || n.image.Epoch != fresh.Epoch) {
+	if n.image.Offset != fresh.Offset || n.image.Epoch != fresh.Epoch {
 		s.fail(4, "node %d: image is at offset %d epoch %d, its log at offset %d epoch %d", n.id, n.image.Offset, n.image.Epoch, fresh.Offset, fresh.Epoch)
 	}
 	if d := diffRecords(n.image.Records(), fresh.Records()); d != "" {
@@ -762,6 +851,7 @@ func (s *sim) checkImage(n *node) {
 	if n.image.MetadataVersion() != fresh.MetadataVersion() {
 		s.fail(4, "node %d: metadata.version %d, a fresh replay says %d", n.id, n.image.MetadataVersion(), fresh.MetadataVersion())
 	}
+	s.checkHistoryImage(n.image, n.applied(), fmt.Sprintf("node %d's image (from its snapshot at offset %d and %d entries)", n.id, n.base, len(n.log)))
 }
 
 func diffRecords(got, want []*metadatapb.Record) string {
@@ -808,16 +898,25 @@ func (s *sim) settle() {
 	}
 	probe := s.probeAcked
 	s.runUntil(deadline, fmt.Sprintf("apply the probe at offset %d everywhere", probe), func() bool {
-		return s.converged() && uint64(len(s.nodes[0].log)) >= probe
+		return s.converged() && s.nodes[0].applied() >= probe
 	})
-	s.stats.CommitIndex = uint64(len(s.nodes[0].log))
+	s.stats.CommitIndex = s.nodes[0].applied()
 
 	for _, a := range s.acked {
+		// A node holds the entries up to its snapshot only as the snapshot's image, which invariant 15
+		// holds to the committed history's; the history must have the write, and the node's own log
+		// whatever it applied after the snapshot.
+		if h := s.history[a.offset-1]; h.epoch != a.epoch || h.data != string(a.data) {
+			s.fail(3, "write acknowledged by node %d at offset %d epoch %d was replaced in the committed history by epoch %d data %x", a.node, a.offset, a.epoch, h.epoch, short([]byte(h.data)))
+		}
 		for _, n := range s.nodes {
-			if uint64(len(n.log)) < a.offset {
-				s.fail(3, "write acknowledged by node %d at offset %d epoch %d is missing on node %d, whose log ends at %d", a.node, a.offset, a.epoch, n.id, len(n.log))
+			if n.applied() < a.offset {
+				s.fail(3, "write acknowledged by node %d at offset %d epoch %d is missing on node %d, whose log ends at %d", a.node, a.offset, a.epoch, n.id, n.applied())
 			}
-			if e := n.log[a.offset-1]; e.Epoch != a.epoch || string(e.Data) != string(a.data) {
+			if a.offset <= n.base {
+				continue
+			}
+			if e := n.entry(a.offset); e.Epoch != a.epoch || string(e.Data) != string(a.data) {
 				s.fail(3, "write acknowledged by node %d at offset %d epoch %d was replaced on node %d by epoch %d data %x", a.node, a.offset, a.epoch, n.id, e.Epoch, short(e.Data))
 			}
 		}
@@ -874,7 +973,7 @@ func (s *sim) converged() bool {
 	last := l.r.LastIndex()
 	for _, n := range s.nodes {
 		nl, ne := n.r.Leader()
-		if nl != lead || ne != epoch || n.r.LastIndex() != last || uint64(len(n.log)) != last {
+		if nl != lead || ne != epoch || n.r.LastIndex() != last || n.applied() != last {
 			return false
 		}
 	}
@@ -891,7 +990,7 @@ func (s *sim) describe() string {
 		lead, epoch := n.r.Leader()
 		st := n.r.Status()
 		fmt.Fprintf(&b, "[node %d %v epoch %d leader %d last %d commit %d applied %d] ",
-			n.id, st.RaftState, epoch, lead, n.r.LastIndex(), st.HardState.GetCommit(), len(n.log))
+			n.id, st.RaftState, epoch, lead, n.r.LastIndex(), st.HardState.GetCommit(), n.applied())
 	}
 	return strings.TrimSpace(b.String())
 }

@@ -100,6 +100,7 @@ func TestSim(t *testing.T) {
 			total.SentEarly += st.SentEarly
 			total.Predicted += st.Predicted
 			total.Brokers.add(st.Brokers)
+			total.Snapshots.add(st.Snapshots)
 		})
 	}
 	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d messages sent before an fsync, %d writes acknowledged, %d superseded, %d offsets predicted",
@@ -109,6 +110,10 @@ func TestSim(t *testing.T) {
 		b.Brokers, b.Crashes, b.Isolations, b.Shutdowns, b.Granted, b.Registrations, b.Fences, b.ExpiryBatches, b.Unfences, b.Activations, b.Resignations, b.AnswersDropped,
 		b.Duplicates, b.DuplicatesOfFenced, b.SessionsLost, b.NotController, b.FetchRefusals, b.MetadataChecks, b.MetadataWithFenced,
 		b.TopicsCreated, b.TopicsRefused, b.LeaderMoves, b.OfflinePartition, b.Elections, b.ISRGrown, b.ISRRefused)
+	sn := total.Snapshots
+	t.Logf("snapshots: %d written (%d writes cut short by a crash, %d files retired), %d compactions (%d requests lost to a crash, %d crashes mid-marker), %d WAL segments released; %d leader offers held back, %d downloads (%d failed, %d no longer held), %d installed from the leader, %d restarts from a snapshot; brokers: %d caught up by snapshot, %d asked for one that was gone",
+		sn.Written, sn.WritesLost, sn.Retired, sn.Compactions, sn.CompactionsLost, sn.MarkerCrashes, sn.SegmentsReleased,
+		sn.OffersHeld, sn.Downloads, sn.DownloadsFailed, sn.DownloadsNotFound, sn.Installs, sn.RestartsFromSnapshot, sn.BrokerLoads, sn.BrokerNotFound)
 	// A change that quietly stops injecting some fault would leave every seed green and prove nothing.
 	if len(runs) >= 50 && !t.Failed() {
 		for what, n := range map[string]int{
@@ -125,6 +130,27 @@ func TestSim(t *testing.T) {
 		} {
 			if n == 0 {
 				t.Errorf("%d seeds saw no %s: the simulation has stopped exercising them", len(runs), what)
+			}
+		}
+		// Snapshots must happen often, not just once: each path below is where a bug would hide.
+		// The floors are a fraction of what the 200 default seeds see, scaled to the run.
+		per := func(n200 int) int { return max(1, n200*len(runs)/200) }
+		for what, c := range map[string][2]int{
+			"snapshots written":                        {sn.Written, per(5000)},
+			"compactions":                              {sn.Compactions, per(3000)},
+			"WAL segments released":                    {sn.SegmentsReleased, per(3000)},
+			"snapshots installed from a leader":        {sn.Installs, per(100)},
+			"restarts from a snapshot":                 {sn.RestartsFromSnapshot, per(200)},
+			"snapshot writes cut short by a crash":     {sn.WritesLost, per(20)},
+			"compactions lost to a crash":              {sn.CompactionsLost, per(5)},
+			"snapshot downloads that failed":           {sn.DownloadsFailed, per(10)},
+			"crashes in a snapshot marker's fsync":     {sn.MarkerCrashes, per(5)},
+			"brokers caught up by snapshot":            {sn.BrokerLoads, per(50)},
+			"snapshots retired by retention":           {sn.Retired, per(1000)},
+			"snapshot offers held back for a download": {sn.OffersHeld, per(100)},
+		} {
+			if c[0] < c[1] {
+				t.Errorf("%d seeds saw %d %s, fewer than %d: the simulation has stopped exercising them", len(runs), c[0], what, c[1])
 			}
 		}
 	}
@@ -168,6 +194,39 @@ func TestBrokenBrokersAreCaught(t *testing.T) {
 		{"Metadata lists fenced brokers", SabotageMetadataListsFenced, 9},
 		{"heartbeats report a stale offset", SabotageStaleOffset, 10},
 		{"fenced brokers keep leading", SabotageFencedKeepLeading, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= maxSeeds; seed++ {
+				var res Result
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2000, Sabotage: tc.sabotage})
+				})
+				if res.Err == nil {
+					continue
+				}
+				if res.Err.Invariant != tc.invariant {
+					t.Fatalf("seed %d: want invariant %d, got %v", seed, tc.invariant, res.Err)
+				}
+				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
+				return
+			}
+			t.Fatalf("invariant %d never fired in %d seeds: its checker has gone blind", tc.invariant, maxSeeds)
+		})
+	}
+}
+
+// TestBrokenSnapshotsAreCaught tests the snapshot invariants' checkers: a snapshot written without one
+// of its image's records must trip invariant 14 when it is written, and a snapshot loaded without one
+// (at a restart or from the leader) must trip invariant 15, within a few seeds and before anything else.
+func TestBrokenSnapshotsAreCaught(t *testing.T) {
+	const maxSeeds = 10
+	for _, tc := range []struct {
+		name      string
+		sabotage  Sabotage
+		invariant int
+	}{
+		{"snapshot written without a record", SabotageSnapshotDropsRecord, 14},
+		{"snapshot loaded without a record", SabotageSnapshotLoadDropsRecord, 15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := uint64(1); seed <= maxSeeds; seed++ {
