@@ -31,13 +31,14 @@ import (
 )
 
 // The shell's test image: two brokers, three topics (big has 12 partitions, so that 10 and 11 sort
-// after 9), configs on a topic, a broker and the cluster default, and configs that are gone again (a
-// deleted one, and those of a deleted topic).
+// after 9), configs on a topic, a broker and the cluster default, configs that are gone again (a
+// deleted one, and those of a deleted topic), an ACL and a client quota.
 var (
 	shellOrdersID = [16]byte{0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	shellAuditID  = [16]byte{0x20, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	shellBigID    = [16]byte{0x30, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	shellGoneID   = [16]byte{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	shellACLID    = [16]byte{0x50, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 )
 
 const shellClusterID = "MkU3OEVBNTcwNTJENDM2Qk"
@@ -87,6 +88,9 @@ func shellRecords() [][]*metadatapb.Record {
 		cfg(brokerT, "1", "log.retention.ms", str("1000")),
 		cfg(brokerT, "2", "log.retention.ms", str("2000")),
 		cfg(brokerT, "", "log.retention.ms", str("5000")),
+		&metadatapb.Record{Record: &metadatapb.Record_AccessControlEntry{AccessControlEntry: &metadatapb.AccessControlEntryRecord{
+			Id: shellACLID[:], ResourceType: 2, ResourceName: "orders", PatternType: 3, Principal: "User:alice", Host: "*", Operation: 3, PermissionType: 3}}},
+		metadatalog.QuotaRecord([]metadatalog.QuotaEntityPart{{Type: "user", Name: str("alice")}}, "producer_byte_rate", 1024, false),
 	)
 	// A second batch: the deleted config and topic must leave no directory behind.
 	second := []*metadatapb.Record{
@@ -159,7 +163,11 @@ func TestShellLs(t *testing.T) {
 	for _, tc := range []struct{ commands, want string }{
 		{"ls", lines("image")},
 		{"ls /", lines("image")},
-		{"ls /image", lines("cluster", "configs", "features", "provenance", "topics")},
+		{"ls /image", lines("acls", "clientQuotas", "cluster", "configs", "features", "provenance", "topics")},
+		{"ls /image/acls/byId", lines(kafkaUUID(shellACLID))},
+		{"cat /image/acls/byId/" + kafkaUUID(shellACLID), "{\n  \"resourceType\": \"TOPIC\",\n  \"resourceName\": \"orders\",\n  \"patternType\": \"LITERAL\",\n  \"principal\": \"User:alice\",\n  \"host\": \"*\",\n  \"operation\": \"READ\",\n  \"permissionType\": \"ALLOW\"\n}\n"},
+		{"ls /image/clientQuotas", lines("{user=alice}")},
+		{"cat /image/clientQuotas/{user=alice}/producer_byte_rate", lines("1024")},
 		{"ls /image/features", lines("metadata.version")},
 		{"ls /image/cluster", lines("brokers")},
 		{"ls /image/cluster/brokers", lines("1", "2")},
