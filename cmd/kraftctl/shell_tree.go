@@ -165,70 +165,67 @@ func newImageTree(si *shellImage) entry {
 	})
 }
 
+// namedDir is a directory whose children are the values of items (read afresh on each listing and
+// lookup, as the image is), each shown by child.
+func namedDir[T any](items func() map[string]T, child func(T) entry) entry {
+	return entry{dir: &dirNode{
+		list: func() ([]string, error) {
+			names := slices.Collect(maps.Keys(items()))
+			slices.SortFunc(names, shellCompare)
+			return names, nil
+		},
+		child: func(name string) (entry, bool) {
+			v, ok := items()[name]
+			if !ok {
+				return entry{}, false
+			}
+			return child(v), true
+		},
+	}}
+}
+
 // aclsDir holds one file per ACL, named by its id in Kafka's base64 form, holding the binding with
 // Kafka's enum names.
 func aclsDir(img *metadatalog.Image) entry {
-	byName := func() map[string]*metadatalog.ACL {
+	byID := func() map[string]*metadatalog.ACL {
 		out := map[string]*metadatalog.ACL{}
 		for _, a := range img.ACLs() {
 			out[kafkaUUID(kadm.TopicID(a.ID))] = a
 		}
 		return out
 	}
-	return entry{dir: &dirNode{
-		list: func() ([]string, error) {
-			names := slices.Collect(maps.Keys(byName()))
-			slices.SortFunc(names, shellCompare)
-			return names, nil
-		},
-		child: func(name string) (entry, bool) {
-			a, ok := byName()[name]
-			if !ok {
-				return entry{}, false
-			}
-			return entry{read: func() string {
-				return renderJSON([]jsonField{
-					{"resourceType", kmsg.ACLResourceType(a.ResourceType).String()},
-					{"resourceName", a.ResourceName},
-					{"patternType", kmsg.ACLResourcePatternType(a.PatternType).String()},
-					{"principal", a.Principal},
-					{"host", a.Host},
-					{"operation", kmsg.ACLOperation(a.Operation).String()},
-					{"permissionType", kmsg.ACLPermissionType(a.Permission).String()},
-				})
-			}}, true
-		},
-	}}
+	return namedDir(byID, func(a *metadatalog.ACL) entry {
+		return entry{read: func() string {
+			return renderJSON([]jsonField{
+				{"resourceType", kmsg.ACLResourceType(a.ResourceType).String()},
+				{"resourceName", a.ResourceName},
+				{"patternType", kmsg.ACLResourcePatternType(a.PatternType).String()},
+				{"principal", a.Principal},
+				{"host", a.Host},
+				{"operation", kmsg.ACLOperation(a.Operation).String()},
+				{"permissionType", kmsg.ACLPermissionType(a.Permission).String()},
+			})
+		}}
+	})
 }
 
 // clientQuotasDir holds one directory per client-quota entity, named as messages show it
 // ({user=alice, client-id=app}, a default part as <default>), with one file per quota key.
 func clientQuotasDir(img *metadatalog.Image) entry {
-	byName := func() map[string]metadatalog.ClientQuota {
+	byEntity := func() map[string]metadatalog.ClientQuota {
 		out := map[string]metadatalog.ClientQuota{}
 		for _, q := range img.ClientQuotas() {
 			out[metadatalog.QuotaEntityString(q.Entity)] = q
 		}
 		return out
 	}
-	return entry{dir: &dirNode{
-		list: func() ([]string, error) {
-			names := slices.Collect(maps.Keys(byName()))
-			slices.SortFunc(names, shellCompare)
-			return names, nil
-		},
-		child: func(name string) (entry, bool) {
-			q, ok := byName()[name]
-			if !ok {
-				return entry{}, false
-			}
-			files := map[string]entry{}
-			for k, v := range q.Values {
-				files[k] = textFile(strconv.FormatFloat(v, 'g', -1, 64))
-			}
-			return staticDir(files), true
-		},
-	}}
+	return namedDir(byEntity, func(q metadatalog.ClientQuota) entry {
+		files := map[string]entry{}
+		for k, v := range q.Values {
+			files[k] = textFile(strconv.FormatFloat(v, 'g', -1, 64))
+		}
+		return staticDir(files)
+	})
 }
 
 func featuresDir(img *metadatalog.Image) entry {
