@@ -296,7 +296,7 @@ func (b *Broker) Start() {
 		// Before anything runs: the first fetch and the first heartbeat carry the loaded offset.
 		img := b.loadSnapshot()
 		b.image.Store(img)
-		b.snapshotter = b.newSnapshotter(img.Offset)
+		b.snapshotter = b.newSnapshotter(img)
 	}
 	b.wg.Add(3)
 	go func() { defer b.wg.Done(); b.runSession() }()

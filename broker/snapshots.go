@@ -76,13 +76,13 @@ func (b *Broker) loadSnapshot() *metadatalog.Image {
 	return metadatalog.EmptyImage()
 }
 
-// newSnapshotter returns the snapshotter for the broker's snapshot directory, whose newest snapshot is
-// at offset loaded (0 for none).
-func (b *Broker) newSnapshotter(loaded uint64) *metadatalog.Snapshotter {
+// newSnapshotter returns the snapshotter for the broker's snapshot directory; the broker starts from
+// the image start (its newest snapshot's, or an empty one).
+func (b *Broker) newSnapshotter(start *metadatalog.Image) *metadatalog.Snapshotter {
 	return metadatalog.NewSnapshotter(metadatalog.SnapshotterConfig{
 		Policy:    b.cfg.SnapshotPolicy,
 		Dir:       metadatalog.SnapshotDir(b.cfg.Dir),
 		ClusterID: b.cfg.ClusterID,
 		Logger:    b.log,
-	}, loaded, time.Now())
+	}, start, time.Now())
 }

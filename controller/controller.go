@@ -97,7 +97,7 @@ func New(cfg Config) *Controller {
 		cluster: clusterControl{clusterID: cfg.ClusterID}, sessions: newBrokerSessions(cfg.SessionTimeout),
 		state:    newQuorumState(uint64(cfg.NodeID), initial),
 		features: featureControl{supportedMax: cfg.SupportedMaxMetadataVersion},
-		snaps:    metadatalog.NewSnapshotter(snaps, initial.Offset, time.Now()),
+		snaps:    metadatalog.NewSnapshotter(snaps, initial, time.Now()),
 		events:   make(chan func(), 1024),
 		stopc:    make(chan struct{}), donec: make(chan struct{}),
 		fwd: forwarder{clientID: fmt.Sprintf("%s%d", forwardedClientPrefix, cfg.NodeID), clients: map[string]*kgo.Client{}},

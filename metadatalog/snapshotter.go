@@ -77,15 +77,27 @@ type Snapshotter struct {
 	wg          sync.WaitGroup
 }
 
-// NewSnapshotter returns a snapshotter whose last snapshot is at offset loaded (0 for none), taken now.
-func NewSnapshotter(cfg SnapshotterConfig, loaded uint64, now time.Time) *Snapshotter {
+// NewSnapshotter returns a snapshotter whose owner starts from the image start (the snapshot it loaded,
+// or an empty image), now. Its metadata.version starting point is the highest of start's and of every
+// snapshot already in the directory: a downgrade that committed before a restart, but that was not
+// yet purged, is then still seen as one when the owner replays it (or already holds its result).
+func NewSnapshotter(cfg SnapshotterConfig, start *Image, now time.Time) *Snapshotter {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.write == nil {
 		cfg.write = WriteSnapshot
 	}
-	return &Snapshotter{cfg: cfg, log: cfg.Logger, last: now, lastOffset: loaded}
+	level := start.MetadataVersion()
+	if snaps, err := snapshot.List(cfg.Dir); err == nil {
+		for _, info := range snaps {
+			if r, err := snapshot.Open(info.Path); err == nil {
+				level = max(level, int16(r.Header().MetadataVersion))
+				r.Close()
+			}
+		}
+	}
+	return &Snapshotter{cfg: cfg, log: cfg.Logger, last: now, lastOffset: start.Offset, level: level}
 }
 
 // Applied reports that bytes of log data were applied, giving img, and starts a snapshot of img in the

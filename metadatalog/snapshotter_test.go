@@ -34,7 +34,7 @@ func TestSnapshotterPolicy(t *testing.T) {
 			mu.Unlock()
 			return nil
 		},
-	}, 0, time.Unix(0, 0))
+	}, EmptyImage(), time.Unix(0, 0))
 	now := time.Unix(0, 0)
 	if s.Applied(imageAt(t, 1), 99, now) {
 		t.Fatal("a snapshot after 99 of 100 bytes")
@@ -71,7 +71,7 @@ func TestSnapshotterOneWriteAtATime(t *testing.T) {
 		write: func(dir string, img *Image, cid string, voters []uint64, ms int64) (snapshot.Header, string, error) {
 			<-release
 			return WriteSnapshot(dir, img, cid, voters, ms)
-		}}, 0, time.Now())
+		}}, EmptyImage(), time.Now())
 	if !s.Applied(imageAt(t, 1), 5, time.Now()) {
 		t.Fatal("no first snapshot")
 	}
@@ -96,7 +96,7 @@ func TestSnapshotterRetriesAfterAFailure(t *testing.T) {
 				return snapshot.Header{}, "", errors.New("no space left on device")
 			}
 			return WriteSnapshot(dir, img, cid, voters, ms)
-		}}, 0, time.Now())
+		}}, EmptyImage(), time.Now())
 	now := time.Unix(1000, 0)
 	if !s.Applied(imageAt(t, 1), 5, now) {
 		t.Fatal("no snapshot")
@@ -170,7 +170,7 @@ func TestSnapshotterPurgesAfterADowngrade(t *testing.T) {
 			purged = append(purged, purge)
 			mu.Unlock()
 			return nil
-		}}, 0, time.Now())
+		}}, EmptyImage(), time.Now())
 	at := func(offset uint64, level int32) *Image {
 		img, err := EmptyImage().Apply(offset, 1, imgBatch(recFeature(MetadataVersionFeature, level)))
 		if err != nil {
@@ -206,12 +206,39 @@ func TestSnapshotterKeepsOlderSnapshotsWhenTheLogFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewSnapshotter(SnapshotterConfig{Policy: SnapshotPolicy{MaxBytes: 1, RetentionBytes: 1}, Dir: dir, Logger: slog.New(slog.DiscardHandler),
-		Written: func(snapshot.Header, string, bool) error { return errors.New("metadata log is closed") }}, 1, time.Now())
+		Written: func(snapshot.Header, string, bool) error { return errors.New("metadata log is closed") }}, imageAt(t, 1), time.Now())
 	if !s.Applied(imageAt(t, 2), 5, time.Now()) {
 		t.Fatal("no snapshot")
 	}
 	s.Wait()
 	if snaps, _ := snapshot.List(dir); len(snaps) != 2 {
 		t.Fatalf("snapshots after a failed Written: %v, want both kept", snaps)
+	}
+}
+
+// A restart after a downgrade that was not yet purged still purges: the snapshots already on disk say
+// the level was higher, even when the image the node starts from is at the lower level.
+func TestSnapshotterPurgesADowngradeFromBeforeARestart(t *testing.T) {
+	dir := t.TempDir()
+	at := func(offset uint64, level int32) *Image {
+		img, err := EmptyImage().Apply(offset, 1, imgBatch(recFeature(MetadataVersionFeature, level)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	if _, _, err := WriteSnapshot(dir, at(5, 4), "c", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := WriteSnapshot(dir, at(9, 2), "c", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSnapshotter(SnapshotterConfig{Policy: SnapshotPolicy{MaxBytes: 1 << 30, RetentionBytes: 1 << 30}, Dir: dir, Logger: slog.New(slog.DiscardHandler)}, at(9, 2), time.Now())
+	if !s.Applied(at(10, 2), 1, time.Now()) {
+		t.Fatal("no purge snapshot after a restart at the lower level with a higher-level snapshot on disk")
+	}
+	s.Wait()
+	if snaps, _ := snapshot.List(dir); len(snaps) != 1 || snaps[0].Offset != 10 {
+		t.Fatalf("snapshots after the purge: %v, want only offset 10", snaps)
 	}
 }

@@ -60,7 +60,7 @@ var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 func (s *sim) clock() time.Time { return simEpoch.Add(time.Duration(s.now) * stepDuration) }
 
 // Sabotage breaks one behaviour on purpose, so the self-check can show that the checker notices. Only
-// TestBrokenBrokersAreCaught and TestBrokenSnapshotsAreCaught set it.
+// TestBrokenBrokersAreCaught, TestBrokenSnapshotsAreCaught and TestBrokenDowngradesAreCaught set it.
 type Sabotage int
 
 const (
@@ -85,6 +85,13 @@ const (
 	// at a restart or from the leader, so the file is right and the image built from it is not
 	// (invariant 15).
 	SabotageSnapshotLoadDropsRecord
+	// SabotageSplitDowngrade writes an unsafe downgrade as two batches, the removals and then, once
+	// they have committed, the level, so that a failover in between leaves the removals without the
+	// downgrade (invariant 18).
+	SabotageSplitDowngrade
+	// SabotageDowngradeKeepsOne leaves the first removal out of every unsafe downgrade that removes
+	// something, so the level drops under an ACL or quota that remains (invariant 18).
+	SabotageDowngradeKeepsOne
 )
 
 // BrokerStats say what the brokers went through.
@@ -147,6 +154,8 @@ type ctlState struct {
 	// resume is set on activation: the leadership moves an earlier controller left unfinished are
 	// written before anything else (controller.ResumeLeadership).
 	resume bool
+	// splitting is set while a downgrade split by SabotageSplitDowngrade has its level still to write.
+	splitting bool
 }
 
 // parkedAnswer waits for offset to commit; reply is nil for a write nobody waits on.
@@ -635,6 +644,7 @@ func (s *sim) brokerFetched(b *simBroker, node uint64, resp *kmsg.FetchResponse)
 		s.fail(2, "broker %d following node %d: %v", b.id, node, out.Fatal)
 	}
 	progressed := out.Image != b.img
+	s.checkLevels(out.Image, fmt.Sprintf("broker %d's image", b.id))
 	b.img = out.Image
 	if out.Snapshot != nil {
 		s.brokerFetchSnapshot(b, node, *out.Snapshot)
@@ -740,6 +750,7 @@ func (s *sim) brokerSnapshotFetched(b *simBroker, node uint64, f *snapFile) {
 		s.fail(16, "broker %d at offset %d loaded a snapshot at offset %d: its image would go back", b.id, b.img.Offset, img.Offset)
 	}
 	s.checkHistoryImage(img, img.Offset, fmt.Sprintf("broker %d's image, caught up by snapshot from node %d,", b.id, node))
+	s.checkLevels(img, fmt.Sprintf("broker %d's image, caught up by snapshot from node %d,", b.id, node))
 	b.img = img
 	b.nextFetchAt = s.now + 1
 	s.stats.Snapshots.BrokerLoads++
@@ -843,6 +854,9 @@ func (s *sim) serveBrokers(n *node) {
 	}
 	if c.active && s.rng.Float64() < createTopicsChance {
 		s.createTopics(n)
+	}
+	if c.active && s.faulty && s.rng.Float64() < featureChance {
+		s.decideFeatures(n)
 	}
 	if c.active && s.rng.Float64() < electChance {
 		req := kmsg.NewPtrElectLeadersRequest() // null topics: every partition
@@ -948,14 +962,15 @@ func unhealthyPartitions(img *metadatalog.Image) []string {
 	return out
 }
 
-// ctlWrite writes records as one batch from n's active controller, as Controller.write does.
-func (s *sim) ctlWrite(n *node, records []*metadatapb.Record, reply func()) {
+// ctlWrite writes records as one batch from n's active controller, as Controller.write does. It returns
+// the batch and whether Raft took it.
+func (s *sim) ctlWrite(n *node, records []*metadatapb.Record, reply func()) ([]byte, bool) {
 	batch := &metadatapb.RecordBatch{Records: records, AppendTimeMs: s.clock().UnixMilli()}
 	data, err := proto.Marshal(batch)
 	if err != nil {
 		s.fail(0, "node %d: marshal a controller batch: %v", n.id, err)
 	}
-	s.propose(n, data, batch, reply)
+	return data, s.propose(n, data, batch, reply)
 }
 
 // propose proposes one batch on n. When n's controller is active the batch is its write: the speculative
@@ -965,6 +980,7 @@ func (s *sim) propose(n *node, data []byte, batch *metadatapb.RecordBatch, reply
 	c := n.ctl
 	var spec *metadatalog.Image
 	if c.active {
+		s.checkDowngradeBatch(c.spec, batch, fmt.Sprintf("node %d's controller's batch for offset %d", n.id, c.next))
 		var err error
 		if spec, err = c.spec.Apply(c.next, c.epoch, batch); err != nil {
 			s.fail(0, "node %d: the controller generated a batch it cannot apply: %v", n.id, err)
@@ -1007,7 +1023,7 @@ func (s *sim) resign(n *node) {
 			s.stats.Brokers.AnswersDropped++
 		}
 	}
-	c.active, c.parked, c.spec = false, nil, nil
+	c.active, c.parked, c.spec, c.splitting = false, nil, nil, false
 	c.core.Resign()
 	s.stats.Brokers.Resignations++
 	s.record(uint64(s.now), n.id, 26, c.epoch)

@@ -57,7 +57,8 @@
 //     Log.Compact → Replica.Compact) with a catch-up tail of 0–10 entries, so followers often fall
 //     behind the leader's log start; only then does retention (ApplyRetention) remove the oldest files
 //     beyond 1–3 kept, never the newest nor one at or after the snapshot just written, and only then
-//     may the node start its next snapshot. Loading a file builds the image from its records as
+//     may the node start its next snapshot. Installing the leader's snapshot restarts the count
+//     (the Snapshotter's Loaded). Loading a file builds the image from its records as
 //     ReadSnapshotImage does, into one delta over an empty image. A crash picks a node that is writing
 //     a snapshot, or whose log has yet to record one, one time in four.
 //   - Catch-up by snapshot. Raft's MsgSnap reaches a follower's Replica only once the follower holds
@@ -76,7 +77,8 @@
 //   - Clients. At random steps a client proposes one to three batches on a node: usually the leader
 //     once it is active (below), sometimes a leader that is not yet active or a node that does not
 //     lead. Each batch is a metadatapb.RecordBatch whose records carry a unique config
-//     value, so every batch is distinguishable. onProposed gives the (offset, epoch) of each; the write
+//     value, so every batch is distinguishable. Clients never write metadata.version: a raw
+//     FeatureLevelRecord could lower it under ACLs the image holds, which no product writer does. onProposed gives the (offset, epoch) of each; the write
 //     is acknowledged when that node applies a committed entry at that offset in that same epoch, which
 //     is Raft's commit rule for a leader's own term.
 //   - Controllers. Each node runs a simulated controller around the product's own membership code
@@ -109,6 +111,19 @@
 //     (broker.ISRExpansion, decided by controller.AlterPartition) when replicas return, and now and
 //     then the active controller runs a preferred-leader election over every partition
 //     (controller.ElectLeaders).
+//   - metadata.version, ACLs and quotas (features.go). The log starts without a metadata.version, as
+//     it always has here (the sim writes no bootstrap; the first upgrade sets it). Now and then the
+//     active controller decides, against its speculative image and with the product's decision
+//     (controller.UpdateMetadataVersion), an upgrade, a safe or an unsafe downgrade to a random level,
+//     or, when the level allows them, creates 1–3 ACLs (level 3) or sets and removes client quotas
+//     (level 4, metadatalog.QuotaRecord). A refusal writes nothing; an unsafe downgrade is the one
+//     batch that removes what the lower level cannot represent and then sets it. Three downgrades in
+//     ten are followed, 0–30 steps later, by a crash of their leader or a partition that cuts it off,
+//     so that many race a failover. Each node models the Snapshotter's rule for downgrades: a
+//     metadata.version below that of the last image it saw (per Process, as per log event; 0 at a
+//     start, as NewSnapshotter has it) makes a snapshot due at once, a purge, whose compaction keeps
+//     no catch-up tail and whose retention keeps no older file. (The purge's rewrite of the WAL,
+//     Log.compact's Rewrite, is not modelled.)
 //
 // A run has a fault phase of a fixed number of steps, then heals every partition, restarts every node,
 // stops losing messages and runs until the quorum converges: one leader that every node follows, and
@@ -171,6 +186,21 @@
 //     no gap), or, with none, the WAL still holds the log from its beginning. This covers a crash
 //     during a snapshot write, between the file and its marker, in the middle of the marker's fsync,
 //     and right after a release: the node must restart from its previous snapshot and log.
+//  18. A downgrade racing a leader failover happens entirely or not at all. Every committed entry (and
+//     every batch an active controller proposes) that takes metadata.version below 3 (below 4) holds,
+//     before its FeatureLevelRecord, the removal of every ACL (client quota) the image before it held
+//     or the batch added; no image any node or broker holds, built from the log or loaded from a
+//     snapshot, is below 3 with ACLs or below 4 with client quotas. A downgrade's batches all commit
+//     or none does, whatever failover comes between them. Its answer is acknowledged only once its
+//     entry committed in the proposing leader's epoch, and then the message's counts ("dropped N ACL
+//     entries and M client-quota entries") are what the committed entry removed; an accepted request
+//     carries that message exactly when it is an unsafe downgrade that lowers the level.
+//  19. Snapshots follow a downgrade down: once a node's writer is done with a snapshot (its compaction
+//     taken by the log, retention run), no older file the node keeps holds an ACL (client quota)
+//     while that snapshot is below metadata.version 3 (4). After a committed downgrade, the next
+//     snapshot is at the lower level and purges every older one, on every node: the one that
+//     proposed it, one that crashed before its purge was durable, one that was down while it
+//     committed, one that installs it from the leader.
 //
 // Invariant 0 stands for everything else that must not happen: a Raft panic, a Process error other than
 // an injected crash, or a proposal Raft accepted without reporting its offset.
@@ -181,14 +211,22 @@
 // Sabotage each: registrations one epoch off, every expiry fence written twice, Metadata listing fenced
 // brokers, heartbeats that never report progress, and fences that leave the fenced broker leading.
 // TestBrokenSnapshotsAreCaught does it for 14 and 15: a snapshot written without one of its image's
-// records, and a correct snapshot loaded without its first record. TestSim also asserts that, over
+// records, and a correct snapshot loaded without its first record. TestBrokenDowngradesAreCaught does
+// it for 18: an unsafe downgrade written as two batches (the removals, then the level once they have
+// committed), which a failover in between leaves half done, and one that leaves an ACL or quota
+// behind, which must be reported as 18 before the image refuses it. TestSim also asserts that, over
 // its seeds, snapshots are written, logs compacted and segments released, snapshots installed from
 // the leader, nodes restarted from a snapshot, writes and compactions cut short by crashes, downloads
-// failed, brokers caught up by snapshot and files retired, each many times.
+// failed, brokers caught up by snapshot and files retired, each many times; and that downgrades are
+// proposed, committed, acknowledged, lost to a failover and raced by one, that levels 3 and 4 are
+// reached and left, ACLs and quotas created and dropped, and purge snapshots written, many times.
 //
 // # Product bugs found
 //
-// The simulation found three bugs in the snapshot support, all now fixed in the product. The last two
+// The simulation found four bugs in the snapshot support, all now fixed in the product (the fourth:
+// the Snapshotter forgot a downgrade across a restart — its level started at 0, so a node that
+// restarted after a committed downgrade it had not purged for never purged; it now starts at the
+// highest metadata.version of its starting image and of the snapshots on disk). The last two
 // are in Replica, which the simulation runs as it is; retention is modelled (retire), after the
 // product's Snapshotter and ApplyRetention, so a change to their rule must be made there too.
 //

@@ -119,6 +119,7 @@ type Stats struct {
 	CommitIndex                           uint64
 	Brokers                               BrokerStats
 	Snapshots                             SnapshotStats
+	Features                              FeatureStats
 }
 
 // Result is the outcome of Run. Trace is a digest of everything observable that happened, so two runs
@@ -201,6 +202,11 @@ type node struct {
 	compactions []compaction
 	fetching    *download
 	fetched     *fetchedSnap
+	// The Snapshotter's view of metadata.version (snapshots.go): the level of the last image it saw
+	// this incarnation (0 at a start, as NewSnapshotter has it), and whether a drop makes the next
+	// snapshot a purge.
+	snapLevel int16
+	purge     bool
 }
 
 // applied is the offset of the last entry the node applied (or of the snapshot it holds).
@@ -238,6 +244,7 @@ type sim struct {
 	trace hash.Hash64
 
 	bw brokerWorld
+	fw featureWorld
 }
 
 // Run simulates one seed and checks every invariant; it never panics.
@@ -324,6 +331,7 @@ func (s *sim) start(n *node) {
 		s.fail(17, "node %d (snapshot every %d entries, catch-up tail %d, keeping %d files) cannot restart: %v", n.id, n.policy.every, n.policy.keep, n.policy.retain, err)
 	}
 	s.checkHistoryImage(st.img, st.mark.Offset, fmt.Sprintf("node %d's image, restarting from its snapshot,", n.id))
+	s.checkLevels(st.img, fmt.Sprintf("node %d's image, restarting from its snapshot,", n.id))
 	if st.mark.Offset > 0 {
 		s.stats.Snapshots.RestartsFromSnapshot++
 	}
@@ -348,6 +356,7 @@ func (s *sim) start(n *node) {
 	n.image, n.baseImage, n.base = st.img, st.img, st.mark.Offset
 	n.ctl, n.proposedEpoch, n.proposedUpTo = newCtl(), 0, 0
 	n.sinceSnap, n.lastSnap = 0, st.mark.Offset
+	n.snapLevel, n.purge = s.snapshotterStartLevel(n, st.img), false
 	s.record(uint64(s.now), n.id, 1, boolBit(early), st.mark.Offset)
 	s.cur = 0
 }
@@ -378,6 +387,7 @@ func (s *sim) crash(n *node) {
 	n.disk.crashNextSync = false
 	n.leader, n.epoch, n.activeEpoch = 0, 0, 0
 	n.restartAt = s.now + 20 + s.rng.Int64N(400)
+	s.markRaced(func(id uint64) bool { return id == n.id })
 	s.record(uint64(s.now), n.id, 2, uint64(kept), uint64(lost))
 }
 
@@ -422,6 +432,9 @@ func (s *sim) step() {
 		}
 		if n.fetching != nil && s.now >= n.fetching.doneAt {
 			s.finishDownload(n)
+		}
+		if n.purge {
+			s.maybeSnapshot(n) // the controller's periodic Applied retries a snapshot that is due
 		}
 	}
 	s.due = s.net.due(s.now, s.due[:0])
@@ -475,6 +488,7 @@ func (s *sim) step() {
 
 func (s *sim) injectFaults() {
 	s.injectBrokerFaults()
+	s.raceFaults()
 	if s.rng.Float64() < s.f.Crash {
 		up := s.up()
 		if len(up) > 0 {
@@ -524,6 +538,7 @@ func (s *sim) injectFaults() {
 		}
 		s.healAt = s.now + 50 + s.rng.Int64N(800)
 		s.stats.Partitions++
+		s.markRaced(func(id uint64) bool { return s.minority(id) })
 		s.record(uint64(s.now), 0, 3)
 	}
 }
@@ -617,8 +632,8 @@ func (s *sim) process(n *node) {
 	for _, e := range out.Committed {
 		s.apply(n, e)
 	}
-	if len(out.Committed) > 0 {
-		n.sinceSnap += len(out.Committed)
+	n.sinceSnap += len(out.Committed)
+	if len(out.Committed) > 0 || out.Restored != nil {
 		s.maybeSnapshot(n)
 	}
 	for _, m := range out.Messages {
@@ -687,18 +702,22 @@ func (s *sim) apply(n *node, e metadatalog.Entry) {
 		if k := len(s.bw.histImages); k > 0 {
 			prev = s.bw.histImages[k-1]
 		}
+		acls, quotas := s.checkDowngradeBatch(prev, batch, fmt.Sprintf("the entry committed at offset %d epoch %d", e.Offset, e.Epoch))
 		next, err := prev.Apply(e.Offset, e.Epoch, batch)
 		if err != nil {
 			s.fail(4, "node %d: %v", n.id, err)
 		}
+		s.checkLevels(next, "the committed history's image")
 		s.bw.histImages = append(s.bw.histImages, next)
 		s.checkLogBrokers(e.Offset, batch)
 		s.checkPartitions(next)
+		s.featureCommitted(e.Offset, prev, next, batch, acls, quotas)
 	}
 	img, err := applyEntry(n.image, e)
 	if err != nil {
 		s.fail(4, "node %d: %v", n.id, err)
 	}
+	s.checkLevels(img, fmt.Sprintf("node %d's image", n.id))
 	n.image = img
 	n.log = append(n.log, e)
 	if n.leader == n.id && e.Epoch == n.epoch && n.activeEpoch != n.epoch {
@@ -792,9 +811,11 @@ func containsID(ids []uint64, id uint64) bool {
 	return false
 }
 
-// newBatch builds a distinguishable batch: its config value is unique, and now and then it changes
-// metadata.version or deletes a config, so images have state to diverge. (Topics are the simulated
-// controllers' to create, through the product's CreateTopics decision: see createTopics.)
+// newBatch builds a distinguishable batch: its config value is unique, and now and then it deletes a
+// config, so images have state to diverge. (Topics are the simulated controllers' to create, through the
+// product's CreateTopics decision: see createTopics; metadata.version, ACLs and quotas are theirs too,
+// through UpdateMetadataVersion: see decideFeatures. A raw FeatureLevelRecord could lower the level
+// under ACLs the image holds, which no product writer does and the image refuses.)
 func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 	s.seq++
 	key := fmt.Sprintf("key.%d", s.rng.IntN(6))
@@ -802,11 +823,6 @@ func (s *sim) newBatch(n *node) ([]byte, *metadatapb.RecordBatch) {
 		ResourceType: metadatapb.ConfigResourceType_CONFIG_RESOURCE_BROKER, ResourceName: fmt.Sprint(n.id),
 		Name: key, Value: new(fmt.Sprintf("batch-%d-step-%d", s.seq, s.now)),
 	}}}}
-	if s.rng.Float64() < 0.3 {
-		recs = append(recs, &metadatapb.Record{Record: &metadatapb.Record_FeatureLevel{FeatureLevel: &metadatapb.FeatureLevelRecord{
-			Name: metadatalog.MetadataVersionFeature, FeatureLevel: int32(1 + s.rng.IntN(4)),
-		}}})
-	}
 	if s.rng.Float64() < 0.3 {
 		recs = append(recs, &metadatapb.Record{Record: &metadatapb.Record_NoOp{NoOp: &metadatapb.NoOpRecord{}}})
 	}
@@ -931,6 +947,18 @@ func (s *sim) settle() {
 	s.settleBrokers()
 	s.settlePartitions()
 	s.checkImages()
+	s.checkDowngradesWhole()
+}
+
+// minority reports whether the current partition leaves node id on a side without a majority.
+func (s *sim) minority(id uint64) bool {
+	same := 0
+	for _, v := range s.voters {
+		if !s.net.cut(id, v) {
+			same++
+		}
+	}
+	return 2*same <= len(s.voters)
 }
 
 func (s *sim) probePending(l *node) bool {

@@ -101,6 +101,7 @@ func TestSim(t *testing.T) {
 			total.Predicted += st.Predicted
 			total.Brokers.add(st.Brokers)
 			total.Snapshots.add(st.Snapshots)
+			total.Features.add(st.Features)
 		})
 	}
 	t.Logf("total: %d epochs, %d crashes (%d of a leader, %d mid-fsync), %d torn records lost, %d partitions, %d messages sent before an fsync, %d writes acknowledged, %d superseded, %d offsets predicted",
@@ -114,6 +115,10 @@ func TestSim(t *testing.T) {
 	t.Logf("snapshots: %d written (%d writes cut short by a crash, %d files retired), %d compactions (%d requests lost to a crash, %d crashes mid-marker), %d WAL segments released; %d leader offers held back, %d downloads (%d failed, %d no longer held), %d installed from the leader, %d restarts from a snapshot; brokers: %d caught up by snapshot, %d asked for one that was gone",
 		sn.Written, sn.WritesLost, sn.Retired, sn.Compactions, sn.CompactionsLost, sn.MarkerCrashes, sn.SegmentsReleased,
 		sn.OffersHeld, sn.Downloads, sn.DownloadsFailed, sn.DownloadsNotFound, sn.Installs, sn.RestartsFromSnapshot, sn.BrokerLoads, sn.BrokerNotFound)
+	fs := total.Features
+	t.Logf("metadata.version: %d changes decided (%d refused); committed changes to levels 1–4: %v, %d from >= 3 to < 3, %d from 4 to < 4; downgrades: %d proposed (%d dropping ACLs or quotas), %d committed, %d acknowledged, %d lost, %d raced by a crash or partition of their leader; committed: %d ACLs created, %d dropped; %d client quotas set, %d removed, %d dropped; %d purge snapshots retiring %d files",
+		fs.Decided, fs.Refused, fs.ToLevel[1:], fs.Below3, fs.Below4, fs.Downgrades, fs.DowngradesDropping, fs.DowngradesCommitted, fs.DowngradesAcked, fs.DowngradesLost, fs.DowngradesRaced,
+		fs.ACLsCreated, fs.ACLsDropped, fs.QuotasSet, fs.QuotasRemoved, fs.QuotasDropped, fs.PurgeSnapshots, fs.PurgeRetired)
 	// A change that quietly stops injecting some fault would leave every seed green and prove nothing.
 	if len(runs) >= 50 && !t.Failed() {
 		for what, n := range map[string]int{
@@ -148,6 +153,24 @@ func TestSim(t *testing.T) {
 			"brokers caught up by snapshot":            {sn.BrokerLoads, per(50)},
 			"snapshots retired by retention":           {sn.Retired, per(1000)},
 			"snapshot offers held back for a download": {sn.OffersHeld, per(100)},
+			// metadata.version, ACLs and quotas (invariants 18 and 19); the heavy profile, whose
+			// controllers are active less often, sees a quarter of what the default one does.
+			"downgrades proposed":                               {fs.Downgrades, per(150)},
+			"downgrades dropping ACLs or quotas":                {fs.DowngradesDropping, per(80)},
+			"downgrades committed":                              {fs.DowngradesCommitted, per(120)},
+			"downgrades acknowledged":                           {fs.DowngradesAcked, per(80)},
+			"downgrades lost to a failover":                     {fs.DowngradesLost, per(20)},
+			"downgrades raced by a crash or partition":          {fs.DowngradesRaced, per(50)},
+			"committed downgrades from level 3 or 4 to below 3": {fs.Below3, per(80)},
+			"committed downgrades from level 4 to below 4":      {fs.Below4, per(50)},
+			"committed changes to level 3":                      {fs.ToLevel[3], per(100)},
+			"committed changes to level 4":                      {fs.ToLevel[4], per(80)},
+			"ACLs created":                                      {fs.ACLsCreated, per(500)},
+			"ACLs dropped by a downgrade":                       {fs.ACLsDropped, per(250)},
+			"client quotas set":                                 {fs.QuotasSet, per(130)},
+			"client quotas dropped by a downgrade":              {fs.QuotasDropped, per(60)},
+			"refused metadata.version changes":                  {fs.Refused, per(250)},
+			"purge snapshots after a downgrade":                 {fs.PurgeSnapshots, per(300)},
 		} {
 			if c[0] < c[1] {
 				t.Errorf("%d seeds saw %d %s, fewer than %d: the simulation has stopped exercising them", len(runs), c[0], what, c[1])
@@ -259,5 +282,38 @@ func TestSimIsDeterministic(t *testing.T) {
 	}
 	if traces[0] != traces[1] {
 		t.Fatalf("one seed ran two ways:\n%+v\n%+v", traces[0], traces[1])
+	}
+}
+
+// TestBrokenDowngradesAreCaught tests invariant 18's checker: an unsafe downgrade written as two batches
+// (the removals, then the level once they have committed) must be caught when a failover lands between
+// them, and one that leaves an ACL or quota behind must be caught before the image refuses it, within a
+// few seeds and before anything else.
+func TestBrokenDowngradesAreCaught(t *testing.T) {
+	const maxSeeds = 30
+	for _, tc := range []struct {
+		name     string
+		sabotage Sabotage
+	}{
+		{"downgrade split around a failover", SabotageSplitDowngrade},
+		{"downgrade keeps one entry", SabotageDowngradeKeepsOne},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= maxSeeds; seed++ {
+				var res Result
+				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2500, Sabotage: tc.sabotage})
+				})
+				if res.Err == nil {
+					continue
+				}
+				if res.Err.Invariant != 18 {
+					t.Fatalf("seed %d: want invariant 18, got %v", seed, res.Err)
+				}
+				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
+				return
+			}
+			t.Fatalf("invariant 18 never fired in %d seeds: its checker has gone blind", maxSeeds)
+		})
 	}
 }

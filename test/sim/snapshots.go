@@ -34,6 +34,15 @@ const (
 type snapFile struct {
 	mark    metadatalog.SnapshotMark
 	records []*metadatapb.Record
+	// What the records hold, for invariant 19: their metadata.version, ACLs and client quotas.
+	level        int16
+	acls, quotas int
+}
+
+func newSnapFile(mark metadatalog.SnapshotMark, records []*metadatapb.Record) *snapFile {
+	f := &snapFile{mark: mark, records: records}
+	f.level, f.acls, f.quotas = fileLevels(records)
+	return f
 }
 
 // snapPolicy is one node's snapshot configuration, drawn from the seed once and kept across its
@@ -51,12 +60,14 @@ type snapPolicy struct {
 type snapWrite struct {
 	img    *metadatalog.Image
 	doneAt int64
+	purge  bool // the snapshot after a metadata.version downgrade
 }
 
 // compaction is a Log.Compact request on its way to the log's goroutine.
 type compaction struct {
 	offset uint64
 	at     int64
+	purge  bool
 }
 
 // download is a snapshot the leader offered, being fetched from it; it completes at step doneAt.
@@ -156,12 +167,13 @@ func loadFile(f *snapFile) (*metadatalog.Image, error) {
 // build the image breaks invariant 15.
 func (s *sim) loadSnapshot(n *node, f *snapFile, why string) *metadatalog.Image {
 	if s.cfg.Sabotage == SabotageSnapshotLoadDropsRecord && len(f.records) > 0 {
-		f = &snapFile{mark: f.mark, records: slices.Delete(slices.Clone(f.records), 0, 1)}
+		f = newSnapFile(f.mark, slices.Delete(slices.Clone(f.records), 0, 1))
 	}
 	img, err := loadFile(f)
 	if err != nil {
 		s.fail(15, "node %d: %s: the snapshot at offset %d epoch %d does not load: %v", n.id, why, f.mark.Offset, f.mark.Epoch, err)
 	}
+	s.checkLevels(img, fmt.Sprintf("node %d's image, %s from the snapshot at offset %d,", n.id, why, f.mark.Offset))
 	return img
 }
 
@@ -169,13 +181,23 @@ func (s *sim) loadSnapshot(n *node, f *snapFile, why string) *metadatalog.Image 
 // the writer is idle (no snapshot being written, and none whose compaction and retention are still to
 // come: the writer runs Written and ApplyRetention before it is free again), n starts writing its
 // committed image in the background.
+//
+// As in the Snapshotter, a metadata.version lower than that of the last image it saw makes a snapshot
+// due at once, a purge: its compaction keeps no catch-up tail, and its retention keeps no older file.
+// The level it compares with is the incarnation's own, 0 at a start (NewSnapshotter), and it sees only
+// the image after each Process (one log event), not every entry.
 func (s *sim) maybeSnapshot(n *node) {
-	if n.writing != nil || len(n.compactions) > 0 || n.sinceSnap < n.policy.every || n.image.Offset <= n.lastSnap {
+	if lvl := n.image.MetadataVersion(); lvl < n.snapLevel {
+		n.purge, n.snapLevel = true, lvl
+	} else if lvl > n.snapLevel {
+		n.snapLevel = lvl
+	}
+	if n.writing != nil || len(n.compactions) > 0 || n.image.Offset <= n.lastSnap || (!n.purge && n.sinceSnap < n.policy.every) {
 		return
 	}
-	n.writing = &snapWrite{img: n.image, doneAt: s.now + 1 + s.rng.Int64N(25)}
-	n.sinceSnap, n.lastSnap = 0, n.image.Offset
-	s.record(uint64(s.now), n.id, 40, n.image.Offset)
+	n.writing = &snapWrite{img: n.image, doneAt: s.now + 1 + s.rng.Int64N(25), purge: n.purge}
+	n.sinceSnap, n.lastSnap, n.purge = 0, n.image.Offset, false
+	s.record(uint64(s.now), n.id, 40, n.image.Offset, boolBit(n.writing.purge))
 }
 
 // finishSnapshot completes n's background write: the file is durable (the writer renames its .part into
@@ -183,29 +205,36 @@ func (s *sim) maybeSnapshot(n *node) {
 // later on its own goroutine (Written → Log.Compact, which waits for it); retention runs only after
 // that (runCompactions).
 func (s *sim) finishSnapshot(n *node) {
-	img := n.writing.img
+	img, purge := n.writing.img, n.writing.purge
 	n.writing = nil
 	records := img.Records()
 	if s.cfg.Sabotage == SabotageSnapshotDropsRecord && len(records) > 0 {
 		i := s.rng.IntN(len(records))
 		records = slices.Delete(records, i, i+1)
 	}
-	f := &snapFile{mark: metadatalog.SnapshotMark{Offset: img.Offset, Epoch: img.Epoch}, records: records}
+	f := newSnapFile(metadatalog.SnapshotMark{Offset: img.Offset, Epoch: img.Epoch}, records)
 	s.checkSnapshotFile(n, f)
 	n.putFile(f)
 	s.stats.Snapshots.Written++
-	n.compactions = append(n.compactions, compaction{offset: img.Offset, at: s.now + s.rng.Int64N(4)})
+	if purge {
+		s.stats.Features.PurgeSnapshots++
+	}
+	n.compactions = append(n.compactions, compaction{offset: img.Offset, at: s.now + s.rng.Int64N(4), purge: purge})
 	s.record(uint64(s.now), n.id, 41, img.Offset)
 }
 
 // retire is snapshot retention once the log has taken the compaction for the snapshot at keepFrom
 // (ApplyRetention after Written → Log.Compact): the oldest files go while more than the policy keeps
-// remain, but the newest always stays, and so does every file at or after keepFrom. The sim protects
-// nothing else: whether a restart still finds a snapshot to open at is invariant 17's to check.
-func (s *sim) retire(n *node, keepFrom uint64) {
-	for len(n.snaps) > n.policy.retain && len(n.snaps) > 1 && n.snaps[0].mark.Offset < keepFrom {
+// remain (after a purge, while any older one remains, as RetentionBytes = 1 does), but the newest
+// always stays, and so does every file at or after keepFrom. The sim protects nothing else: whether a
+// restart still finds a snapshot to open at is invariant 17's to check.
+func (s *sim) retire(n *node, keepFrom uint64, purge bool) {
+	for (purge || len(n.snaps) > n.policy.retain) && len(n.snaps) > 1 && n.snaps[0].mark.Offset < keepFrom {
 		n.snaps = slices.Delete(n.snaps, 0, 1)
 		s.stats.Snapshots.Retired++
+		if purge {
+			s.stats.Features.PurgeRetired++
+		}
 	}
 }
 
@@ -237,10 +266,14 @@ func (s *sim) checkSnapshotFile(n *node, f *snapFile) {
 // reports false if the node crashed doing it (the writer then never applies retention).
 func (s *sim) runCompactions(n *node) bool {
 	for len(n.compactions) > 0 && n.compactions[0].at <= s.now {
-		off := n.compactions[0].offset
+		off, purge := n.compactions[0].offset, n.compactions[0].purge
 		n.compactions = n.compactions[1:]
 		first, _ := n.ms.FirstIndex()
-		err := n.r.Compact(off, n.policy.keep, s.voters)
+		keep := n.policy.keep
+		if purge {
+			keep = 0 // Log.compact keeps no tail after a downgrade
+		}
+		err := n.r.Compact(off, keep, s.voters)
 		if isCrash(err) {
 			s.stats.CrashesInSync++
 			s.stats.Snapshots.MarkerCrashes++
@@ -254,7 +287,8 @@ func (s *sim) runCompactions(n *node) bool {
 			s.stats.Snapshots.Compactions++
 			s.record(uint64(s.now), n.id, 42, off, now)
 		}
-		s.retire(n, off)
+		s.retire(n, off, purge)
+		s.checkKeptSnapshots(n, off)
 	}
 	return true
 }
@@ -320,6 +354,9 @@ func (s *sim) restored(n *node, mark metadatalog.SnapshotMark) {
 	}
 	s.checkHistoryImage(img, mark.Offset, fmt.Sprintf("node %d's image, installed from the leader's snapshot,", n.id))
 	n.image, n.baseImage, n.base, n.log = img, img, mark.Offset, nil
+	if mark.Offset > n.lastSnap { // the Snapshotter's Loaded: the policy counts from the installed file
+		n.sinceSnap, n.lastSnap = 0, mark.Offset
+	}
 	for off := range n.pending {
 		if off <= mark.Offset {
 			delete(n.pending, off) // the entry is inside the snapshot: this node never sees it commit
@@ -445,6 +482,18 @@ type logStart struct {
 	mark metadatalog.SnapshotMark
 	img  *metadatalog.Image
 	ms   *raft.MemoryStorage
+}
+
+// snapshotterStartLevel is the metadata.version a new incarnation's Snapshotter compares the first
+// image it sees with, as metadatalog.NewSnapshotter sets it: the highest of the image the node opens
+// with and of the snapshots in its directory (each file's header holds its metadata.version), so that
+// a node restarting after a downgrade it had not yet purged for purges when it sees the lower level.
+func (s *sim) snapshotterStartLevel(n *node, img *metadatalog.Image) int16 {
+	lvl := img.MetadataVersion()
+	for _, f := range n.snaps {
+		lvl = max(lvl, f.level)
+	}
+	return lvl
 }
 
 func isCrash(err error) bool { return errors.Is(err, errCrashDuringSync) }
