@@ -226,9 +226,10 @@
 // The simulation found four bugs in the snapshot support, all now fixed in the product (the fourth:
 // the Snapshotter forgot a downgrade across a restart — its level started at 0, so a node that
 // restarted after a committed downgrade it had not purged for never purged; it now starts at the
-// highest metadata.version of its starting image and of the snapshots on disk). The last two
-// are in Replica, which the simulation runs as it is; retention is modelled (retire), after the
-// product's Snapshotter and ApplyRetention, so a change to their rule must be made there too.
+// highest metadata.version of its starting image and of the snapshots on disk; the others are listed
+// below). Release and restoresync are in Replica, which the simulation runs as it is; retention and
+// the Snapshotter's start are modelled (retire, snapshotterStartLevel), after the product's
+// Snapshotter and ApplyRetention, so a change to their rules must be made there too.
 //
 //   - retention: retention could remove the only snapshot a restart can open at before the new one's
 //     marker was in the log; Log.Compact now returns once the marker is saved, and ApplyRetention
