@@ -133,13 +133,20 @@ func TestSim(t *testing.T) {
 			"partitions gone offline": b.OfflinePartition, "preferred elections": b.Elections,
 			"ISR expansions granted": b.ISRGrown, "ISR expansions refused": b.ISRRefused,
 		} {
-			if n == 0 {
+			// Heavy faults leave too little calm for a partition to drift from its preferred leader and
+			// back; the default profile, which CI runs, keeps that floor.
+			if n == 0 && (what != "preferred elections" || *flagFaults == "default") {
 				t.Errorf("%d seeds saw no %s: the simulation has stopped exercising them", len(runs), what)
 			}
 		}
 		// Snapshots must happen often, not just once: each path below is where a bug would hide.
 		// The floors are a fraction of what the 200 default seeds see, scaled to the run.
-		per := func(n200 int) int { return max(1, n200*len(runs)/200) }
+		// The heavy profile's controllers are active less often; it is held to a quarter of the floors.
+		share := 1
+		if *flagFaults == "heavy" {
+			share = 4
+		}
+		per := func(n200 int) int { return max(1, n200*len(runs)/200/share) }
 		for what, c := range map[string][2]int{
 			"snapshots written":                        {sn.Written, per(5000)},
 			"compactions":                              {sn.Compactions, per(3000)},
@@ -153,8 +160,7 @@ func TestSim(t *testing.T) {
 			"brokers caught up by snapshot":            {sn.BrokerLoads, per(50)},
 			"snapshots retired by retention":           {sn.Retired, per(1000)},
 			"snapshot offers held back for a download": {sn.OffersHeld, per(100)},
-			// metadata.version, ACLs and quotas (invariants 18 and 19); the heavy profile, whose
-			// controllers are active less often, sees a quarter of what the default one does.
+			// metadata.version, ACLs and quotas (invariants 18 and 19).
 			"downgrades proposed":                               {fs.Downgrades, per(150)},
 			"downgrades dropping ACLs or quotas":                {fs.DowngradesDropping, per(80)},
 			"downgrades committed":                              {fs.DowngradesCommitted, per(120)},
