@@ -324,7 +324,14 @@ func (l *Log) compact(req *compactRequest) error {
 	if err := l.replica.Compact(req.offset, keep, l.voters); err != nil || !req.purge {
 		return err
 	}
-	term, err := l.storage.Term(req.offset)
+	return l.rewriteWAL(req.offset, "after a metadata.version downgrade")
+}
+
+// rewriteWAL replaces the WAL with one that starts at the snapshot at offset and holds the current hard
+// state and the entries after it (see WALDisk.Rewrite). It does nothing if a newer snapshot has
+// replaced the log meanwhile.
+func (l *Log) rewriteWAL(offset uint64, why string) error {
+	term, err := l.storage.Term(offset)
 	if err != nil {
 		return nil // a newer snapshot from the leader replaced the log meanwhile; it holds no old records
 	}
@@ -334,15 +341,15 @@ func (l *Log) compact(req *compactRequest) error {
 	}
 	last, _ := l.storage.LastIndex()
 	var ents []*raftpb.Entry
-	if last > req.offset {
-		if ents, err = l.storage.Entries(req.offset+1, last+1, math.MaxUint64); err != nil {
+	if last > offset {
+		if ents, err = l.storage.Entries(offset+1, last+1, math.MaxUint64); err != nil {
 			return err
 		}
 	}
-	if err := l.disk.Rewrite(SnapshotMark{Offset: req.offset, Epoch: term}, l.voters, hs, ents); err != nil {
+	if err := l.disk.Rewrite(SnapshotMark{Offset: offset, Epoch: term}, l.voters, hs, ents); err != nil {
 		return err
 	}
-	l.log.Info("metadata log rewritten from the snapshot after a metadata.version downgrade", "snapshot_offset", req.offset, "entries_kept", len(ents))
+	l.log.Info("metadata log rewritten from a snapshot "+why, "snapshot_offset", offset, "entries_kept", len(ents))
 	return nil
 }
 
@@ -532,6 +539,11 @@ func (l *Log) process(accepted []appendRequest) error {
 		img, err := l.restoredImage(*out.Restored)
 		if err != nil {
 			return err
+		}
+		// Entries of this node's own that the snapshot replaced may still sit in the WAL after the
+		// marker, where a restart would read them back; the rewritten WAL holds only what Raft holds.
+		if err := l.rewriteWAL(out.Restored.Offset, "installed from the leader"); err != nil {
+			return fmt.Errorf("rewrite the metadata log after installing the leader's snapshot: %w", err)
 		}
 		ev.Restored = img
 		l.commit = max(l.commit, img.Offset)

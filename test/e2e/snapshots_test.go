@@ -80,8 +80,8 @@ func TestSnapshotsTrimTheLogAndCatchNodesUp(t *testing.T) {
 	bc.start(lagging)
 	bc.eventually(pollTimeout, "the stopped controller installs a snapshot and catches up", bc.ids, func() (bool, string) {
 		log, _ := os.ReadFile(filepath.Join(bc.dir, fmt.Sprintf("node-%d.log", lagging)))
-		if !strings.Contains(string(log), "installed the leader's snapshot") {
-			return false, "no snapshot installed yet"
+		if !strings.Contains(string(log), "installed the leader's snapshot") || !strings.Contains(string(log), "rewritten from a snapshot installed from the leader") {
+			return false, "no snapshot installed (and the WAL rewritten from it) yet"
 		}
 		q, err := describeQuorum(bc.addrs[bc.controllers[0]])
 		if err != nil {
