@@ -2,12 +2,9 @@ package controller
 
 import (
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
@@ -187,44 +184,6 @@ func TestACLDecisionsBelowLevel3(t *testing.T) {
 	if len(records) != 0 || len(outcomes) != 1 || outcomeString(outcomes[0]) != want {
 		t.Fatalf("delete at level 2: %v %+v", records, outcomes)
 	}
-}
-
-// startControllerAt starts a single-voter controller on a real log formatted at metadata.version
-// level.
-func startControllerAt(t *testing.T, level int16) *Controller {
-	t.Helper()
-	mv, ok := metadatalog.MetadataVersionByLevel(level)
-	if !ok {
-		t.Fatalf("no level %d", level)
-	}
-	clusterID := metadatalog.RandomUUID()
-	dir := filepath.Join(t.TempDir(), "node-1")
-	boot := metadatalog.BootstrapRecords(mv)
-	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, boot, false); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	l, err := metadatalog.OpenLog(metadatalog.LogConfig{
-		NodeID: 1, ClusterID: clusterID, Voters: map[uint64]string{1: "127.0.0.1:1"}, Dir: dir,
-		ElectionTimeout: 100 * time.Millisecond, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(Config{
-		NodeID: 1, ClusterID: clusterID, Voters: map[int32]string{1: "127.0.0.1:1"}, Log: l, Bootstrap: boot,
-		Logger: quiet, OnFatal: func(err error) { t.Errorf("controller fatal: %v", err) },
-	})
-	l.Start()
-	c.Start()
-	t.Cleanup(func() {
-		c.Close()
-		l.Close()
-	})
-	mtWait(t, fmt.Sprintf("the controller to activate at metadata.version %d", level), func() bool {
-		return c.Active() && c.Image().MetadataVersion() == level
-	})
-	return c
 }
 
 func createACLsRequest(version int16, acls ...metadatalog.ACL) *kmsg.CreateACLsRequest {

@@ -28,9 +28,28 @@ func startSingleController(t *testing.T) (*Controller, *metadatalog.Log) {
 // startSingleControllerWith is startSingleController with a snapshot policy and catch-up tail.
 func startSingleControllerWith(t *testing.T, policy metadatalog.SnapshotPolicy, catchUp uint64) (*Controller, *metadatalog.Log) {
 	t.Helper()
+	return startSingleControllerAt(t, metadatalog.LatestMetadataVersion.Level, policy, catchUp)
+}
+
+// startControllerAt starts a single-voter controller whose log is formatted at metadata.version level.
+func startControllerAt(t *testing.T, level int16) *Controller {
+	t.Helper()
+	c, _ := startSingleControllerAt(t, level, metadatalog.SnapshotPolicy{}, 0)
+	return c
+}
+
+// startSingleControllerAt runs a one-voter metadata log formatted at metadata.version level, with a
+// snapshot policy and catch-up tail, and its controller, and waits until the controller is active at
+// that level.
+func startSingleControllerAt(t *testing.T, level int16, policy metadatalog.SnapshotPolicy, catchUp uint64) (*Controller, *metadatalog.Log) {
+	t.Helper()
+	mv, ok := metadatalog.MetadataVersionByLevel(level)
+	if !ok {
+		t.Fatalf("no metadata.version %d", level)
+	}
 	clusterID := metadatalog.RandomUUID()
 	dir := filepath.Join(t.TempDir(), "node-1")
-	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, metadatalog.BootstrapRecords(metadatalog.LatestMetadataVersion), false); err != nil {
+	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, metadatalog.BootstrapRecords(mv), false); err != nil {
 		t.Fatal(err)
 	}
 	bootstrap, err := metadatalog.ReadBootstrap(dir)
@@ -55,9 +74,9 @@ func startSingleControllerWith(t *testing.T, policy metadatalog.SnapshotPolicy, 
 		mlog.Close()
 	})
 	deadline := time.Now().Add(fetchTestDeadline)
-	for !c.Active() || c.Image().MetadataVersion() != metadatalog.LatestMetadataVersion.Level {
+	for !c.Active() || c.Image().MetadataVersion() != level {
 		if time.Now().After(deadline) {
-			t.Fatalf("the controller never became active at metadata.version %d", metadatalog.LatestMetadataVersion.Level)
+			t.Fatalf("the controller never became active at metadata.version %d", level)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

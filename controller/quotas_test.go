@@ -2,13 +2,10 @@ package controller
 
 import (
 	"fmt"
-	"log/slog"
 	"math"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kraftgo/kraft/api/metadatapb"
 	"github.com/kraftgo/kraft/metadatalog"
@@ -238,43 +235,6 @@ func TestAlterClientQuotasLevelGate(t *testing.T) {
 	}
 }
 
-// qcController starts a single-voter controller on a real log, bootstrapped at metadata.version level.
-func qcController(t *testing.T, level int16) *Controller {
-	t.Helper()
-	mv, ok := metadatalog.MetadataVersionByLevel(level)
-	if !ok {
-		t.Fatalf("no metadata.version %d", level)
-	}
-	clusterID := metadatalog.RandomUUID()
-	dir := filepath.Join(t.TempDir(), "node-1")
-	boot := metadatalog.BootstrapRecords(mv)
-	if err := metadatalog.Format(dir, metadatalog.MetaProperties{ClusterID: clusterID, NodeID: 1}, boot, false); err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	l, err := metadatalog.OpenLog(metadatalog.LogConfig{
-		NodeID: 1, ClusterID: clusterID, Voters: map[uint64]string{1: "127.0.0.1:1"}, Dir: dir,
-		ElectionTimeout: 100 * time.Millisecond, Logger: quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := New(Config{
-		NodeID: 1, ClusterID: clusterID, Voters: map[int32]string{1: "127.0.0.1:1"}, Log: l, Bootstrap: boot,
-		Logger: quiet, OnFatal: func(err error) { t.Errorf("controller fatal: %v", err) },
-	})
-	l.Start()
-	c.Start()
-	t.Cleanup(func() {
-		c.Close()
-		l.Close()
-	})
-	mtWait(t, fmt.Sprintf("the controller to activate at metadata.version %d", level), func() bool {
-		return c.Active() && c.Image().MetadataVersion() == level
-	})
-	return c
-}
-
 func qcAlterRequest(version int16, validateOnly bool, entries ...quotaAlteration) *kmsg.AlterClientQuotasRequest {
 	req := kmsg.NewPtrAlterClientQuotasRequest()
 	req.Version, req.ValidateOnly = version, validateOnly
@@ -335,7 +295,7 @@ func qcDescribed(resp *kmsg.DescribeClientQuotasResponse) []string {
 // named, then, once UpdateFeatures raises the cluster to 4, validateOnly, set, describe, update and
 // remove, at both versions of each API.
 func TestClientQuotasAPI(t *testing.T) {
-	c := qcController(t, 3)
+	c := startControllerAt(t, 3)
 	apis := c.APIs()
 	for _, key := range []int16{48, 49} {
 		if r, ok := apis[key]; !ok || r.Min != 0 || r.Max != 1 {
