@@ -36,6 +36,10 @@ type LogConfig struct {
 	Logger         *slog.Logger
 }
 
+// maxReadiesPerEvent bounds the further Readies the log's goroutine processes after one event before
+// it looks at its channels again.
+const maxReadiesPerEvent = 64
+
 // DefaultCatchUpEntries is the catch-up tail kept before a snapshot, as etcd keeps by default.
 const DefaultCatchUpEntries = 5000
 
@@ -449,7 +453,14 @@ func (l *Log) run() {
 				l.fetched = &f
 			}
 		}
-		if err := l.process(waiting); err != nil {
+		err := l.process(waiting)
+		// Raft hands out at most MaxSizePerMsg of committed entries per Ready, so a replay (a restart,
+		// a follower catching up) would otherwise wait for the next tick or message after every MiB.
+		// The bound keeps ticks and stop requests served during a long one.
+		for n := 0; err == nil && n < maxReadiesPerEvent && l.replica.HasReady(); n++ {
+			err = l.process(nil)
+		}
+		if err != nil {
 			l.failMu.Lock()
 			l.failed = err
 			l.failMu.Unlock()

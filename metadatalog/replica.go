@@ -141,6 +141,10 @@ func NewReplica(cfg ReplicaConfig) (*Replica, error) {
 	return &Replica{id: cfg.ID, rn: rn, storage: cfg.Storage, disk: cfg.Disk, early: cfg.SendEarly, term: hs.GetTerm(), state: raft.StateFollower}, nil
 }
 
+// HasReady reports whether Raft has something for Process: more committed entries than one Ready
+// carried, for instance.
+func (r *Replica) HasReady() bool { return r.rn.HasReady() }
+
 // Tick advances Raft's logical clock by one tick.
 func (r *Replica) Tick() { r.rn.Tick() }
 

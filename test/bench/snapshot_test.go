@@ -10,6 +10,7 @@ package bench
 // whose threshold is never reached.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,10 +47,11 @@ const (
 	snapRestarts   = 3 // restarts of each cluster's standby, alternated between the clusters
 
 	// Appends: snapAppendRounds rounds, each one window on the quiet cluster and then one on the busy
-	// one, of snapAppendWarmup + snapAppendWrites sequential UpdateFeatures.
-	snapAppendRounds = 4
+	// one, of snapAppendWarmup + snapAppendWrites sequential UpdateFeatures. A busy window lasts about
+	// two snapshots of the million, so that it covers whole write cycles, fsyncs included.
+	snapAppendRounds = 3
 	snapAppendWarmup = 50
-	snapAppendWrites = 500
+	snapAppendWrites = 1000
 
 	// markerFirstID: while a standby is down for a restart, a broker with the next id from here is
 	// registered; the restart is over once the standby's own image holds it.
@@ -139,7 +141,7 @@ type snapshotRun struct {
 // million (10,000 topics × 100 partitions, RF 3) on each as BenchmarkMillionPartitions does, then:
 // loads and writes the "snapshots" cluster's newest snapshot in-process; restarts a standby controller
 // of each cluster in turn, 3 times each; and times single appends to each active controller in turn,
-// 4 windows each. It runs once; run it with -benchtime 1x (make bench does).
+// 3 windows each. It runs once; run it with -benchtime 1x (make bench does).
 func BenchmarkSnapshots(b *testing.B) {
 	r := &snapshotRun{dir: dataDir(b), bin: b.TempDir(), started: time.Now(), loadAvg: loadAverage(),
 		profileDir: os.Getenv("KRAFT_BENCH_PROFILE_DIR")}
@@ -373,7 +375,7 @@ func (r *snapshotRun) snapshotHead(c *snapCluster) error {
 			}
 		}
 		if len(marks) == len(c.run.file.Controllers) {
-			c.headMark = slices.MinFunc(marks, func(a, b metadatalog.SnapshotMark) int { return int(a.Offset) - int(b.Offset) })
+			c.headMark = slices.MinFunc(marks, func(a, b metadatalog.SnapshotMark) int { return cmp.Compare(a.Offset, b.Offset) })
 			for _, id := range c.run.file.Controllers {
 				// The first snapshot at or past the target may have started before since, with the
 				// creation's last batch.
@@ -401,15 +403,16 @@ func (c *snapCluster) nodeDir(id int32) string {
 	return filepath.Join(c.run.dir, fmt.Sprintf("node-%d", id))
 }
 
-// quorum is the active controller's DescribeQuorum: the high watermark and each voter's log end offset.
-func (r *snapshotRun) quorum(c *snapCluster) (struct {
+// quorumView is what the active controller's DescribeQuorum says: the high watermark and each voter's
+// log end offset.
+type quorumView struct {
 	hwm int64
 	leo map[int32]int64
-}, error) {
-	out := struct {
-		hwm int64
-		leo map[int32]int64
-	}{leo: map[int32]int64{}}
+}
+
+// quorum asks c's active controller for its DescribeQuorum, and fails if it no longer leads.
+func (r *snapshotRun) quorum(c *snapCluster) (quorumView, error) {
+	out := quorumView{leo: map[int32]int64{}}
 	req := kmsg.NewPtrDescribeQuorumRequest()
 	t := kmsg.NewDescribeQuorumRequestTopic()
 	t.Topic = "__cluster_metadata"
@@ -520,8 +523,8 @@ func (r *snapshotRun) awaitSnapshotsIdle(c *snapCluster, timeout time.Duration) 
 }
 
 // awaitCalm waits until the six controllers together use less than a tenth of a core over half a
-// second: after a snapshot, a controller goes on collecting its garbage and returning memory to the
-// system for a while, and a measurement must not share the machine with that.
+// second, so that a measurement does not share the machine with what the step before left running (a
+// controller collecting the garbage of its last snapshot, say).
 func (r *snapshotRun) awaitCalm() error {
 	const window, limit = 500 * time.Millisecond, 50 * time.Millisecond
 	deadline := time.Now().Add(30 * time.Second)
@@ -1074,8 +1077,8 @@ func (r *snapshotRun) print(out io.Writer) {
 	fmt.Fprintf(out, "  load (ReadSnapshotImage), %d times: median %.2f s (%s)\n", len(r.loads), median(r.loads).Seconds(), durList(r.loads))
 	fmt.Fprintf(out, "    collections meanwhile: %v; GC CPU %s\n", r.loadCycles, durList(r.loadGC))
 	fmt.Fprintf(out, "  write (WriteSnapshot: Image.Records, encode, fsync), %d times: median %.2f s (%s)\n", len(r.writes), median(r.writes).Seconds(), durList(r.writes))
-	fmt.Fprintf(out, "  4 KiB + fdatasync into a preallocated file (the WAL's floor), %d each: idle p50 %.3f ms, p99 %.3f ms, max %.3f ms; while this process wrote %d snapshots back to back: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-		r.syncIdle.n, ms(r.syncIdle.p50), ms(r.syncIdle.p99), ms(r.syncIdle.max), r.syncWrites, ms(r.syncBusy.p50), ms(r.syncBusy.p99), ms(r.syncBusy.max))
+	fmt.Fprintf(out, "  4 KiB + fdatasync into a preallocated file (the WAL's floor): idle, %d: p50 %.3f ms, p99 %.3f ms, max %.3f ms; while this process wrote %d snapshots back to back, %d: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+		r.syncIdle.n, ms(r.syncIdle.p50), ms(r.syncIdle.p99), ms(r.syncIdle.max), r.syncWrites, r.syncBusy.n, ms(r.syncBusy.p50), ms(r.syncBusy.p99), ms(r.syncBusy.max))
 	if r.profileDir != "" {
 		fmt.Fprintf(out, "  CPU profiles of one more load and write in %s\n", r.profileDir)
 	}
