@@ -209,6 +209,27 @@ func TestBrokenDiskIsCaught(t *testing.T) {
 	t.Fatalf("a disk that ignores mustSync never broke invariant 2 or 3 in %d seeds (violations by invariant: %v): the checker has gone blind", maxSeeds, caught)
 }
 
+// mustCatch runs a sabotage over seeds 1.. with 3 voters until a seed fails: it must fail on invariant,
+// and within maxSeeds, or the checker that guards the sabotaged behaviour has gone blind.
+func mustCatch(t *testing.T, sabotage Sabotage, invariant int, maxSeeds uint64, steps int) {
+	t.Helper()
+	for seed := uint64(1); seed <= maxSeeds; seed++ {
+		var res Result
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: steps, Sabotage: sabotage})
+		})
+		if res.Err == nil {
+			continue
+		}
+		if res.Err.Invariant != invariant {
+			t.Fatalf("seed %d: want invariant %d, got %v", seed, invariant, res.Err)
+		}
+		t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
+		return
+	}
+	t.Fatalf("invariant %d never fired in %d seeds: its checker has gone blind", invariant, maxSeeds)
+}
+
 // TestBrokenBrokersAreCaught tests the broker invariants' checkers: each sabotage breaks one broker
 // behaviour on purpose, and within a few seeds the invariant that guards it must fire, and no other.
 func TestBrokenBrokersAreCaught(t *testing.T) {
@@ -224,23 +245,7 @@ func TestBrokenBrokersAreCaught(t *testing.T) {
 		{"heartbeats report a stale offset", SabotageStaleOffset, 10},
 		{"fenced brokers keep leading", SabotageFencedKeepLeading, 12},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for seed := uint64(1); seed <= maxSeeds; seed++ {
-				var res Result
-				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2000, Sabotage: tc.sabotage})
-				})
-				if res.Err == nil {
-					continue
-				}
-				if res.Err.Invariant != tc.invariant {
-					t.Fatalf("seed %d: want invariant %d, got %v", seed, tc.invariant, res.Err)
-				}
-				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
-				return
-			}
-			t.Fatalf("invariant %d never fired in %d seeds: its checker has gone blind", tc.invariant, maxSeeds)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustCatch(t, tc.sabotage, tc.invariant, maxSeeds, 2000) })
 	}
 }
 
@@ -257,23 +262,7 @@ func TestBrokenSnapshotsAreCaught(t *testing.T) {
 		{"snapshot written without a record", SabotageSnapshotDropsRecord, 14},
 		{"snapshot loaded without a record", SabotageSnapshotLoadDropsRecord, 15},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for seed := uint64(1); seed <= maxSeeds; seed++ {
-				var res Result
-				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2000, Sabotage: tc.sabotage})
-				})
-				if res.Err == nil {
-					continue
-				}
-				if res.Err.Invariant != tc.invariant {
-					t.Fatalf("seed %d: want invariant %d, got %v", seed, tc.invariant, res.Err)
-				}
-				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
-				return
-			}
-			t.Fatalf("invariant %d never fired in %d seeds: its checker has gone blind", tc.invariant, maxSeeds)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustCatch(t, tc.sabotage, tc.invariant, maxSeeds, 2000) })
 	}
 }
 
@@ -304,22 +293,6 @@ func TestBrokenDowngradesAreCaught(t *testing.T) {
 		{"downgrade split around a failover", SabotageSplitDowngrade},
 		{"downgrade keeps one entry", SabotageDowngradeKeepsOne},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for seed := uint64(1); seed <= maxSeeds; seed++ {
-				var res Result
-				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-					res = runSeed(t, Config{Seed: seed, Voters: 3, Steps: 2500, Sabotage: tc.sabotage})
-				})
-				if res.Err == nil {
-					continue
-				}
-				if res.Err.Invariant != 18 {
-					t.Fatalf("seed %d: want invariant 18, got %v", seed, res.Err)
-				}
-				t.Logf("seed %d: caught: %s", seed, strings.SplitN(res.Err.Error(), "\n", 2)[0])
-				return
-			}
-			t.Fatalf("invariant 18 never fired in %d seeds: its checker has gone blind", maxSeeds)
-		})
+		t.Run(tc.name, func(t *testing.T) { mustCatch(t, tc.sabotage, 18, maxSeeds, 2500) })
 	}
 }
